@@ -1,0 +1,21 @@
+"""keras_t2t: Teacher2Task multi-teacher learning for Keras 3."""
+
+from keras_t2t import data
+from keras_t2t import datasets
+from keras_t2t import layers
+from keras_t2t import losses
+from keras_t2t import metrics
+from keras_t2t import models
+from keras_t2t.teacher_vocabulary import TeacherVocabulary
+from keras_t2t.version import __version__
+
+__all__ = [
+    "TeacherVocabulary",
+    "__version__",
+    "data",
+    "datasets",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+]

@@ -1,0 +1,3 @@
+from keras_t2t.layers.teacher_embedding import TeacherEmbedding
+
+__all__ = ["TeacherEmbedding"]

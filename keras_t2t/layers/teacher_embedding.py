@@ -1,0 +1,94 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_t2t")
+class TeacherEmbedding(keras.layers.Layer):
+    """Prepends a learned teacher (task) token to an embedded sequence.
+
+    The teacher id of each example selects one of `num_teachers + 1` learned
+    vectors (id 0 is the ground truth), which becomes position 0 of the
+    sequence. The padding mask grows by one position that is always attended,
+    so the encoder's output at position 0 can read the whole input under the
+    task it was asked for.
+
+    Args:
+        num_teachers: int. The number of teachers N; the layer holds N + 1
+            vectors, one per task id in `[0, N]`.
+        hidden_dim: int. The size of each vector, the encoder's hidden size.
+        embeddings_initializer: The initializer of the vectors. Defaults to
+            a truncated normal with standard deviation 0.05.
+
+    Call arguments:
+        teacher_id: int tensor of shape `(batch,)`.
+        sequence: float tensor of shape `(batch, seq, hidden_dim)`.
+        padding_mask: tensor of shape `(batch, seq)`, 1 for real positions.
+
+    Returns:
+        A tuple `(sequence, padding_mask)` with shapes
+        `(batch, seq + 1, hidden_dim)` and `(batch, seq + 1)`.
+
+    Example:
+    ```python
+    layer = keras_t2t.layers.TeacherEmbedding(num_teachers=3, hidden_dim=8)
+    sequence, padding_mask = layer(
+        np.array([0, 2]), np.zeros((2, 5, 8)), np.ones((2, 5), "int32")
+    )
+    sequence.shape  # (2, 6, 8)
+    ```
+    """
+
+    def __init__(
+        self,
+        num_teachers,
+        hidden_dim,
+        embeddings_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if embeddings_initializer is None:
+            embeddings_initializer = keras.initializers.TruncatedNormal(
+                stddev=0.05
+            )
+        self.num_teachers = num_teachers
+        self.hidden_dim = hidden_dim
+        self.embeddings_initializer = keras.initializers.get(
+            embeddings_initializer
+        )
+
+    def build(self, *args, **kwargs):
+        self.embeddings = self.add_weight(
+            shape=(self.num_teachers + 1, self.hidden_dim),
+            initializer=self.embeddings_initializer,
+            name="embeddings",
+        )
+        self.built = True
+
+    def call(self, teacher_id, sequence, padding_mask):
+        teacher_id = ops.reshape(ops.cast(teacher_id, "int32"), (-1,))
+        token = ops.take(self.embeddings, teacher_id, axis=0)
+        token = ops.cast(token, sequence.dtype)
+        sequence = ops.concatenate([token[:, None, :], sequence], axis=1)
+        always = ops.ones_like(padding_mask[:, :1])
+        padding_mask = ops.concatenate([always, padding_mask], axis=1)
+        return sequence, padding_mask
+
+    def compute_output_shape(
+        self, teacher_id_shape, sequence_shape, padding_mask_shape
+    ):
+        batch, length = sequence_shape[0], sequence_shape[1]
+        length = None if length is None else length + 1
+        return (batch, length, sequence_shape[2]), (batch, length)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_teachers": self.num_teachers,
+                "hidden_dim": self.hidden_dim,
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,109 @@
+import keras
+from keras import ops
+
+_LOSSES = ("mean_squared_error", "binary_crossentropy")
+_ALIASES = {"mse": "mean_squared_error", "bce": "binary_crossentropy"}
+
+
+@keras.saving.register_keras_serializable(package="keras_t2t")
+class MaskedMultiTaskLoss(keras.losses.Loss):
+    """The Teacher2Task loss: per-entry loss over present targets only.
+
+    Each example's target is either the ground-truth label (primary task) or
+    one teacher's confidence (auxiliary task), with one entry per label and
+    NaN where that value is missing. Missing entries contribute nothing to
+    the loss nor to the gradient, on every backend. With the default
+    reduction, the result is the mean over the present entries of the batch;
+    `sample_weight` (one weight per example) scales each example's share, so
+    the ground-truth task can be weighted above the teachers' tasks.
+
+    The paper trains on confidences with mean squared error, the default;
+    binary cross-entropy against the confidence is the option.
+
+    Args:
+        loss: str. `"mean_squared_error"` (or `"mse"`) or
+            `"binary_crossentropy"` (or `"bce"`). Defaults to
+            `"mean_squared_error"`.
+        epsilon: float. Clipping of predictions for the cross-entropy.
+            Defaults to `1e-7`.
+        reduction: The Keras loss reduction. Defaults to
+            `"sum_over_batch_size"`, which here is the mean over present
+            entries.
+        name: str. Defaults to `"masked_multi_task_loss"`.
+
+    Example:
+    ```python
+    loss = keras_t2t.losses.MaskedMultiTaskLoss()
+    y_true = np.array([[1.0, np.nan], [0.2, 0.9]])
+    y_pred = np.array([[0.8, 0.5], [0.4, 0.7]])
+    loss(y_true, y_pred)  # mean of 0.04, 0.04, 0.04 = 0.04
+    ```
+    """
+
+    def __init__(
+        self,
+        loss="mean_squared_error",
+        epsilon=1e-7,
+        reduction="sum_over_batch_size",
+        name="masked_multi_task_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        loss = _ALIASES.get(loss, loss)
+        if loss not in _LOSSES:
+            raise ValueError(
+                f"`loss` must be one of {list(_LOSSES) + list(_ALIASES)}. "
+                f"Received: loss={loss!r}"
+            )
+        self.loss = loss
+        self.epsilon = epsilon
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.cast(y_true, y_pred.dtype)
+        if len(y_true.shape) == len(y_pred.shape) - 1 and y_pred.shape[-1] == 1:
+            y_true = ops.expand_dims(y_true, -1)
+        _check_num_labels(y_true.shape, y_pred.shape)
+
+        present = ops.logical_not(ops.isnan(y_true))
+        # Replace missing targets before the arithmetic: a NaN behind a
+        # `where` still poisons the gradient on JAX and TensorFlow.
+        target = ops.where(present, y_true, ops.zeros_like(y_true))
+        if self.loss == "mean_squared_error":
+            entries = ops.square(target - y_pred)
+        else:
+            p = ops.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
+            entries = -(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
+        entries = ops.where(present, entries, ops.zeros_like(entries))
+        entries = ops.reshape(entries, (ops.shape(entries)[0], -1))
+
+        # Keras divides the summed per-example values by the batch size.
+        # Scaling each example's sum by batch / present makes that the mean
+        # over present entries, while `sample_weight` still applies per
+        # example through the standard reduction.
+        num_present = ops.sum(ops.cast(present, y_pred.dtype))
+        batch_size = ops.cast(ops.shape(entries)[0], y_pred.dtype)
+        scale = batch_size / ops.maximum(num_present, 1.0)
+        return ops.sum(entries, axis=-1) * scale
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"loss": self.loss, "epsilon": self.epsilon})
+        return config
+
+
+def _check_num_labels(true_shape, pred_shape):
+    true_labels = true_shape[-1] if len(true_shape) > 1 else None
+    pred_labels = pred_shape[-1] if len(pred_shape) > 1 else None
+    if len(true_shape) != len(pred_shape) or (
+        true_labels is not None
+        and pred_labels is not None
+        and true_labels != pred_labels
+    ):
+        raise ValueError(
+            f"Targets of shape {tuple(true_shape)} do not match predictions "
+            f"of shape {tuple(pred_shape)}: the model predicts {pred_labels} "
+            f"label(s) per example (`num_labels={pred_labels}`), the targets "
+            f"hold {true_labels}. Give one target per label, NaN where "
+            "missing."
+        )

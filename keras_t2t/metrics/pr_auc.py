@@ -1,0 +1,147 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_t2t")
+class PRAUC(keras.metrics.Metric):
+    """Area under the precision-recall curve (average precision), streamed.
+
+    Computes average precision as scikit-learn's `average_precision_score`
+    does (a step sum of precision over recall increments, tied scores
+    sharing a threshold), from per-label histograms of the scores of
+    positive and negative examples over `num_thresholds` equal bins of
+    `[0, 1]`. Scores that share a bin are treated as tied, which is the only
+    difference to the exact value.
+
+    Labels are binary: a target >= 0.5 is positive. A NaN target is a
+    missing label and is ignored (weight 0), never counted as positive or
+    negative. When compiled on a `Teacher2TaskClassifier`, only the
+    ground-truth task (teacher id 0) reaches the metric.
+
+    Args:
+        num_labels: int. The number of labels per example. Defaults to 1.
+        num_thresholds: int. The number of score bins. Defaults to 1000.
+        average: `"macro"` or `None`. `"macro"` gives the mean over labels
+            that have at least one positive; `None` gives the per-label
+            values (NaN for a label without positives). Defaults to
+            `"macro"`.
+        name: str. Defaults to `"pr_auc"`.
+
+    Example:
+    ```python
+    metric = keras_t2t.metrics.PRAUC()
+    metric.update_state([1.0, 0.0, np.nan, 1.0], [0.9, 0.4, 0.8, 0.3])
+    metric.result()  # 0.8333, as sklearn on the three present labels
+    ```
+    """
+
+    def __init__(
+        self,
+        num_labels=1,
+        num_thresholds=1000,
+        average="macro",
+        name="pr_auc",
+        dtype=None,
+    ):
+        super().__init__(name=name, dtype=dtype)
+        if average not in ("macro", None):
+            raise ValueError(
+                f'`average` must be "macro" or None. Received: {average!r}'
+            )
+        if num_labels < 1 or num_thresholds < 2:
+            raise ValueError(
+                "`num_labels` must be >= 1 and `num_thresholds` >= 2. "
+                f"Received: num_labels={num_labels}, "
+                f"num_thresholds={num_thresholds}"
+            )
+        self.num_labels = num_labels
+        self.num_thresholds = num_thresholds
+        self.average = average
+        shape = (num_labels, num_thresholds)
+        self.positives = self.add_variable(
+            shape=shape, initializer="zeros", name="positives"
+        )
+        self.negatives = self.add_variable(
+            shape=shape, initializer="zeros", name="negatives"
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.cast(y_pred, self.dtype)
+        y_true = ops.cast(y_true, self.dtype)
+        y_pred = ops.reshape(y_pred, (-1, self.num_labels))
+        if y_true.shape[-1] not in (None, self.num_labels) and (
+            len(y_true.shape) > 1
+        ):
+            raise ValueError(
+                f"PRAUC(num_labels={self.num_labels}) received targets of "
+                f"shape {tuple(y_true.shape)}."
+            )
+        y_true = ops.reshape(y_true, (-1, self.num_labels))
+
+        present = ops.logical_not(ops.isnan(y_true))
+        weight = ops.cast(present, self.dtype)
+        if sample_weight is not None:
+            sample_weight = ops.cast(sample_weight, self.dtype)
+            weight = weight * ops.reshape(sample_weight, (-1, 1))
+        positive = ops.cast(
+            ops.where(present, y_true, ops.zeros_like(y_true)) >= 0.5,
+            self.dtype,
+        )
+
+        bins = ops.floor(ops.clip(y_pred, 0.0, 1.0) * self.num_thresholds)
+        bins = ops.minimum(ops.cast(bins, "int32"), self.num_thresholds - 1)
+        label_offset = ops.arange(self.num_labels, dtype="int32")
+        segments = ops.reshape(bins + label_offset * self.num_thresholds, (-1,))
+        num_segments = self.num_labels * self.num_thresholds
+
+        def histogram(values):
+            counts = ops.segment_sum(
+                ops.reshape(values, (-1,)), segments, num_segments
+            )
+            return ops.reshape(counts, (self.num_labels, self.num_thresholds))
+
+        self.positives.assign_add(histogram(weight * positive))
+        self.negatives.assign_add(histogram(weight * (1.0 - positive)))
+
+    def per_label_result(self):
+        """Average precision per label, NaN where no positive was seen."""
+        # Walk thresholds from the highest bin down, as sklearn walks
+        # distinct scores in decreasing order.
+        positives = ops.flip(ops.convert_to_tensor(self.positives), axis=1)
+        negatives = ops.flip(ops.convert_to_tensor(self.negatives), axis=1)
+        true_positives = ops.cumsum(positives, axis=1)
+        false_positives = ops.cumsum(negatives, axis=1)
+        total_positives = true_positives[:, -1:]
+        precision = ops.divide_no_nan(
+            true_positives, true_positives + false_positives
+        )
+        # Recall grows by this bin's positives over all positives.
+        recall_steps = ops.divide_no_nan(positives, total_positives)
+        average_precision = ops.sum(recall_steps * precision, axis=1)
+        has_positives = total_positives[:, 0] > 0
+        nan = ops.full_like(average_precision, float("nan"))
+        return ops.where(has_positives, average_precision, nan)
+
+    def result(self):
+        per_label = self.per_label_result()
+        if self.average is None:
+            return per_label
+        defined = ops.logical_not(ops.isnan(per_label))
+        total = ops.sum(ops.where(defined, per_label, 0.0))
+        count = ops.sum(ops.cast(defined, self.dtype))
+        return ops.divide_no_nan(total, count)
+
+    def reset_state(self):
+        for variable in (self.positives, self.negatives):
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_labels": self.num_labels,
+                "num_thresholds": self.num_thresholds,
+                "average": self.average,
+            }
+        )
+        return config

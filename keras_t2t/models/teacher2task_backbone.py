@@ -1,0 +1,354 @@
+import keras
+from keras_hub.models import Backbone
+from keras_hub.models import T5Backbone
+from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
+from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
+from keras_hub.src.utils.preset_utils import get_preset_loader
+
+from keras_t2t.layers.teacher_embedding import TeacherEmbedding
+
+# The encoder layers of `keras_hub.models.T5Backbone`, by name. Weights are
+# carried over from a T5 backbone (or preset) layer by layer with these.
+_T5_ENCODER_LAYERS = ("encoder_output_layer_norm",)
+_T5_CONFIG_KEYS = (
+    "vocabulary_size",
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "key_value_dim",
+    "dropout",
+    "activation",
+    "use_gated_activation",
+    "layer_norm_epsilon",
+    "dtype",
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_t2t")
+class Teacher2TaskBackbone(Backbone):
+    """A T5 encoder with a teacher (task) token prepended to its input.
+
+    The encoder of `keras_hub.models.T5Backbone` (token embedding, encoder
+    layers sharing the relative position bias of the first one, final norm
+    and dropout), without any decoder weights, and a `TeacherEmbedding` that
+    places a learned vector for the example's teacher id at position 0. Id 0
+    is the ground truth, the primary task used at inference; ids 1..N are
+    the teachers of a `keras_t2t.TeacherVocabulary`.
+
+    Two input modes:
+    - text (`vocabulary_size` set): inputs `teacher_id` `(batch,)`,
+      `token_ids` `(batch, seq)` and `padding_mask` `(batch, seq)`.
+    - features (`feature_dim` set): inputs `teacher_id`, `features`
+      `(batch, seq, feature_dim)` (image patches, video frames, precomputed
+      embeddings), linearly projected to `hidden_dim`, and `padding_mask`.
+
+    Outputs a dict with `sequence_output` `(batch, seq + 1, hidden_dim)` and
+    `pooled_output` `(batch, hidden_dim)`, the output at the teacher
+    position.
+
+    Build it from config arguments (random weights), from a
+    `keras_hub.models.T5Backbone` instance with `from_t5_backbone()`, or
+    with `from_preset()` from a KerasHub T5 preset, whose encoder weights
+    arrive unchanged.
+
+    Args:
+        num_teachers: int. The number of teachers N; task ids are `[0, N]`.
+        num_layers: int. The number of encoder layers.
+        num_heads: int. The number of attention heads.
+        hidden_dim: int. The hidden size of the encoder.
+        intermediate_dim: int. The inner size of the feedforward blocks.
+        vocabulary_size: int. The token vocabulary size, for text input.
+            Defaults to `None`.
+        feature_dim: int. The size of each feature vector, for feature
+            input. Set exactly one of `vocabulary_size` and `feature_dim`.
+            Defaults to `None`.
+        key_value_dim: int. The size of each attention head. Defaults to
+            `hidden_dim // num_heads`.
+        dropout: float. Dropout rate. Defaults to `0.1`.
+        activation: str. The feedforward activation. Defaults to `"relu"`.
+        use_gated_activation: bool. Whether the feedforward block is gated.
+            Defaults to `True`.
+        layer_norm_epsilon: float. Defaults to `1e-6`.
+        embedding_stddev: float. Standard deviation of the zero-mean
+            truncated normal that initialises the token and teacher
+            embeddings. (KerasHub's `T5Backbone` passes
+            `TruncatedNormal(1.0)`, which is mean 1.0 and stddev 0.05, so
+            every token starts near the same vector; from scratch that
+            trains poorly.) Pretrained weights replace it. Defaults to
+            `0.05`.
+        dtype: str or `keras.DTypePolicy`. Defaults to `None`.
+
+    Example:
+    ```python
+    backbone = keras_t2t.models.Teacher2TaskBackbone(
+        num_teachers=3,
+        vocabulary_size=100,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+    )
+    outputs = backbone({
+        "teacher_id": np.array([0, 2]),
+        "token_ids": np.ones((2, 5), "int32"),
+        "padding_mask": np.ones((2, 5), "int32"),
+    })
+    outputs["pooled_output"].shape  # (2, 16)
+
+    # From a KerasHub T5 preset directory (or a Kaggle handle, if reachable).
+    backbone = keras_t2t.models.Teacher2TaskBackbone.from_preset(
+        "./my_t5_preset", num_teachers=3
+    )
+    ```
+    """
+
+    def __init__(
+        self,
+        num_teachers,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        vocabulary_size=None,
+        feature_dim=None,
+        key_value_dim=None,
+        dropout=0.1,
+        activation="relu",
+        use_gated_activation=True,
+        layer_norm_epsilon=1e-6,
+        embedding_stddev=0.05,
+        dtype=None,
+        **kwargs,
+    ):
+        if (vocabulary_size is None) == (feature_dim is None):
+            raise ValueError(
+                "Set exactly one of `vocabulary_size` (text input) and "
+                f"`feature_dim` (feature input). Received: vocabulary_size="
+                f"{vocabulary_size}, feature_dim={feature_dim}"
+            )
+        if int(num_teachers) < 1:
+            raise ValueError(
+                f"`num_teachers` must be >= 1. Received: {num_teachers}"
+            )
+        embeddings_initializer = keras.initializers.TruncatedNormal(
+            stddev=embedding_stddev
+        )
+
+        # === Layers ===
+        if vocabulary_size is not None:
+            self.token_embedding = keras.layers.Embedding(
+                input_dim=vocabulary_size,
+                output_dim=hidden_dim,
+                embeddings_initializer=embeddings_initializer,
+                dtype=dtype,
+                name="token_embedding",
+            )
+            self.feature_projection = None
+        else:
+            self.feature_projection = keras.layers.Dense(
+                hidden_dim, dtype=dtype, name="feature_projection"
+            )
+        self.teacher_embedding = TeacherEmbedding(
+            num_teachers=num_teachers,
+            hidden_dim=hidden_dim,
+            embeddings_initializer=embeddings_initializer,
+            dtype=dtype,
+            name="teacher_embedding",
+        )
+        self.encoder_embedding_dropout = keras.layers.Dropout(
+            dropout, dtype=dtype, name="encoder_embedding_dropout"
+        )
+        self.encoder_transformer_layers = [
+            T5TransformerLayer(
+                is_decoder=False,
+                hidden_dim=hidden_dim,
+                intermediate_dim=intermediate_dim,
+                key_value_dim=key_value_dim or hidden_dim // num_heads,
+                dropout=dropout,
+                activation=activation,
+                layer_norm_epsilon=layer_norm_epsilon,
+                num_heads=num_heads,
+                use_gated_activation=use_gated_activation,
+                use_relative_attention_bias=(i == 0),
+                dtype=dtype,
+                name=f"transformer_encoder_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.encoder_layer_norm = T5LayerNorm(
+            epsilon=layer_norm_epsilon,
+            dtype=dtype,
+            name="encoder_output_layer_norm",
+        )
+        self.encoder_dropout = keras.layers.Dropout(
+            dropout, dtype=dtype, name="encoder_output_dropout"
+        )
+
+        # === Functional Model ===
+        teacher_id_input = keras.Input(
+            shape=(), dtype="int32", name="teacher_id"
+        )
+        padding_mask_input = keras.Input(
+            shape=(None,), dtype="int32", name="padding_mask"
+        )
+        if vocabulary_size is not None:
+            sequence_input = keras.Input(
+                shape=(None,), dtype="int32", name="token_ids"
+            )
+            x = self.token_embedding(sequence_input)
+        else:
+            sequence_input = keras.Input(
+                shape=(None, feature_dim), name="features"
+            )
+            x = self.feature_projection(sequence_input)
+        x, padding_mask = self.teacher_embedding(
+            teacher_id_input, x, padding_mask_input
+        )
+        x = self.encoder_embedding_dropout(x)
+        attention_mask = padding_mask[:, None, :]
+        position_bias = None
+        for transformer_layer in self.encoder_transformer_layers:
+            x, position_bias = transformer_layer(
+                x,
+                attention_mask=attention_mask,
+                position_bias=position_bias,
+                use_causal_mask=False,
+            )
+        x = self.encoder_layer_norm(x)
+        x = self.encoder_dropout(x)
+        super().__init__(
+            inputs={
+                "teacher_id": teacher_id_input,
+                sequence_input.name: sequence_input,
+                "padding_mask": padding_mask_input,
+            },
+            outputs={"sequence_output": x, "pooled_output": x[:, 0, :]},
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.num_teachers = num_teachers
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.vocabulary_size = vocabulary_size
+        self.feature_dim = feature_dim
+        self.key_value_dim = key_value_dim
+        self.dropout = dropout
+        self.activation = activation
+        self.use_gated_activation = use_gated_activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.embedding_stddev = embedding_stddev
+
+    @property
+    def input_mode(self):
+        """`"text"` or `"features"`."""
+        return "text" if self.vocabulary_size is not None else "features"
+
+    @property
+    def sequence_input_name(self):
+        """`"token_ids"` for text input, `"features"` for feature input."""
+        return "token_ids" if self.input_mode == "text" else "features"
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_teachers": self.num_teachers,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "vocabulary_size": self.vocabulary_size,
+                "feature_dim": self.feature_dim,
+                "key_value_dim": self.key_value_dim,
+                "dropout": self.dropout,
+                "activation": self.activation,
+                "use_gated_activation": self.use_gated_activation,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "embedding_stddev": self.embedding_stddev,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_t5_backbone(cls, t5_backbone, num_teachers, **kwargs):
+        """Builds a Teacher2Task backbone from a `T5Backbone`'s encoder.
+
+        The architecture follows the T5 backbone's config and its encoder
+        weights (token embedding, encoder layers, final norm) are copied
+        unchanged; the decoder is left out. The teacher embedding is new.
+
+        Args:
+            t5_backbone: a `keras_hub.models.T5Backbone`.
+            num_teachers: int. The number of teachers N.
+            **kwargs: overrides of other constructor arguments, e.g.
+                `dropout`, or `feature_dim` to reuse a text encoder on
+                feature input (the token embedding is then not used).
+        """
+        if not isinstance(t5_backbone, T5Backbone):
+            raise ValueError(
+                "`from_t5_backbone` expects a `keras_hub.models.T5Backbone`. "
+                f"Received: {type(t5_backbone).__name__}"
+            )
+        t5_config = t5_backbone.get_config()
+        config = {key: t5_config[key] for key in _T5_CONFIG_KEYS}
+        config.update(kwargs)
+        if config.get("feature_dim") is not None:
+            config["vocabulary_size"] = None
+        backbone = cls(num_teachers=num_teachers, **config)
+
+        names = [
+            f"transformer_encoder_layer_{i}"
+            for i in range(t5_config["num_layers"])
+        ]
+        names += list(_T5_ENCODER_LAYERS)
+        if backbone.token_embedding is not None:
+            backbone.token_embedding.embeddings.assign(
+                t5_backbone.token_embedding.embeddings
+            )
+        for name in names:
+            target = backbone.get_layer(name)
+            target.set_weights(t5_backbone.get_layer(name).get_weights())
+        return backbone
+
+    @classmethod
+    def from_preset(cls, preset, num_teachers=None, load_weights=True, **kwargs):
+        """Builds a backbone from a KerasHub preset.
+
+        `preset` is a local preset directory (as written by
+        `save_to_preset`), or a Kaggle or Hugging Face handle when those
+        hosts are reachable. A `T5Backbone` preset gives a new Teacher2Task
+        backbone on its encoder with the pretrained weights unchanged and
+        `num_teachers` required; a preset saved from a
+        `Teacher2TaskBackbone` loads as it was saved.
+
+        Args:
+            preset: str. The preset directory or handle.
+            num_teachers: int. The number of teachers, for a T5 preset.
+            load_weights: bool. Whether to load the preset's weights.
+                Defaults to `True`.
+            **kwargs: overrides of constructor arguments.
+        """
+        loader = get_preset_loader(preset)
+        preset_cls = loader.check_backbone_class()
+        if issubclass(preset_cls, cls):
+            if num_teachers is not None:
+                kwargs["num_teachers"] = num_teachers
+            return loader.load_backbone(preset_cls, load_weights, **kwargs)
+        if issubclass(preset_cls, T5Backbone):
+            if num_teachers is None:
+                raise ValueError(
+                    f"Preset {preset!r} holds a T5Backbone: pass "
+                    "`num_teachers` to build a Teacher2Task backbone on it."
+                )
+            t5_backbone = loader.load_backbone(preset_cls, load_weights)
+            return cls.from_t5_backbone(t5_backbone, num_teachers, **kwargs)
+        raise ValueError(
+            f"Preset {preset!r} holds a `{preset_cls.__name__}`; "
+            "Teacher2TaskBackbone can be built from T5 presets or from its "
+            "own."
+        )

@@ -1,0 +1,44 @@
+import keras
+import numpy as np
+
+from keras_t2t.layers import TeacherEmbedding
+from tests.test_case import TestCase
+
+
+class TeacherEmbeddingTest(TestCase):
+    def test_prepends_the_teacher_vector(self):
+        layer = TeacherEmbedding(num_teachers=3, hidden_dim=4)
+        sequence = np.random.rand(2, 5, 4).astype("float32")
+        padding_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+        outputs, mask = layer(np.array([0, 2], "int32"), sequence, padding_mask)
+        self.assertEqual(tuple(outputs.shape), (2, 6, 4))
+        table = keras.ops.convert_to_numpy(layer.embeddings)
+        self.assertAllClose(outputs[:, 0], table[[0, 2]])
+        self.assertAllClose(outputs[:, 1:], sequence)
+        self.assertAllEqual(
+            mask, [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]
+        )
+
+    def test_has_one_vector_per_task(self):
+        layer = TeacherEmbedding(num_teachers=5, hidden_dim=3)
+        layer(np.zeros((1,), "int32"), np.zeros((1, 2, 3)), np.ones((1, 2)))
+        self.assertEqual(tuple(layer.embeddings.shape), (6, 3))
+
+    def test_symbolic_shapes(self):
+        layer = TeacherEmbedding(num_teachers=2, hidden_dim=8)
+        outputs, mask = layer(
+            keras.Input((), dtype="int32"),
+            keras.Input((7, 8)),
+            keras.Input((7,), dtype="int32"),
+        )
+        self.assertEqual(tuple(outputs.shape), (None, 8, 8))
+        self.assertEqual(tuple(mask.shape), (None, 8))
+
+    def test_serialization(self):
+        layer = TeacherEmbedding(
+            num_teachers=2,
+            hidden_dim=8,
+            embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.3),
+        )
+        revived = self.run_serialization_test(layer)
+        self.assertEqual(revived.embeddings_initializer.stddev, 0.3)

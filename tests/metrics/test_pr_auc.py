@@ -1,0 +1,108 @@
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from keras_t2t.metrics import PRAUC
+from tests.test_case import TestCase
+
+
+class PRAUCTest(TestCase):
+    def assert_matches_sklearn(self, y_true, y_pred, sample_weight=None):
+        metric = PRAUC()
+        # Streamed in uneven batches, as `fit` would.
+        for batch in np.array_split(np.arange(len(y_true)), 3):
+            weight = None if sample_weight is None else sample_weight[batch]
+            metric.update_state(y_true[batch], y_pred[batch], weight)
+        present = ~np.isnan(y_true)
+        expected = average_precision_score(
+            y_true[present],
+            y_pred[present],
+            sample_weight=None if sample_weight is None else sample_weight[present],
+        )
+        self.assertLess(abs(float(metric.result()) - expected), 0.005)
+        return float(metric.result()), expected
+
+    def test_random_predictions(self):
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            y_true = (rng.random(600) < rng.uniform(0.05, 0.6)).astype("float32")
+            y_pred = rng.random(600).astype("float32")
+            self.assert_matches_sklearn(y_true, y_pred)
+
+    def test_informative_predictions(self):
+        rng = np.random.default_rng(1)
+        y_true = (rng.random(800) < 0.3).astype("float32")
+        logits = 2.0 * y_true + rng.normal(size=800)
+        y_pred = (1 / (1 + np.exp(-logits))).astype("float32")
+        actual, expected = self.assert_matches_sklearn(y_true, y_pred)
+        self.assertGreater(expected, 0.6)
+
+    def test_tied_predictions_are_exact(self):
+        rng = np.random.default_rng(2)
+        y_true = (rng.random(500) < 0.4).astype("float32")
+        y_pred = np.round(rng.random(500), 1).astype("float32")
+        actual, expected = self.assert_matches_sklearn(y_true, y_pred)
+        self.assertAlmostEqual(actual, expected, places=5)
+
+    def test_missing_labels_are_ignored_not_positive(self):
+        y_true = np.array([1.0, 0.0, np.nan, 1.0, np.nan], "float32")
+        y_pred = np.array([0.9, 0.4, 0.95, 0.3, 0.05], "float32")
+        actual, expected = self.assert_matches_sklearn(y_true, y_pred)
+        self.assertAlmostEqual(actual, 5 / 6, places=5)
+
+    def test_sample_weight(self):
+        rng = np.random.default_rng(3)
+        y_true = (rng.random(400) < 0.3).astype("float32")
+        y_pred = rng.random(400).astype("float32")
+        weights = rng.integers(0, 4, 400).astype("float32")
+        self.assert_matches_sklearn(y_true, y_pred, weights)
+
+    def test_multi_label_per_label_and_macro(self):
+        rng = np.random.default_rng(4)
+        y_true = (rng.random((300, 3)) < 0.35).astype("float32")
+        y_pred = np.clip(0.3 * y_true + rng.random((300, 3)) * 0.7, 0, 1)
+        y_true[rng.random((300, 3)) < 0.2] = np.nan
+        per_label = PRAUC(num_labels=3, average=None)
+        macro = PRAUC(num_labels=3)
+        for metric in (per_label, macro):
+            metric.update_state(y_true, y_pred)
+        expected = []
+        for label in range(3):
+            present = ~np.isnan(y_true[:, label])
+            expected.append(
+                average_precision_score(
+                    y_true[present, label], y_pred[present, label]
+                )
+            )
+        self.assertAllClose(per_label.result(), expected, atol=0.005)
+        self.assertAllClose(macro.result(), np.mean(expected), atol=0.005)
+
+    def test_label_without_positives_is_left_out_of_macro(self):
+        y_true = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 0.0]], "float32")
+        y_pred = np.array([[0.9, 0.2], [0.1, 0.3], [0.8, 0.6]], "float32")
+        metric = PRAUC(num_labels=2, average=None)
+        metric.update_state(y_true, y_pred)
+        result = keras.ops.convert_to_numpy(metric.result())
+        self.assertAlmostEqual(float(result[0]), 1.0, places=6)
+        self.assertTrue(np.isnan(result[1]))
+        macro = PRAUC(num_labels=2)
+        macro.update_state(y_true, y_pred)
+        self.assertAlmostEqual(float(macro.result()), 1.0, places=6)
+
+    def test_reset_state(self):
+        metric = PRAUC()
+        metric.update_state([1.0, 0.0], [0.1, 0.9])
+        metric.reset_state()
+        metric.update_state([1.0, 0.0], [0.9, 0.1])
+        self.assertAlmostEqual(float(metric.result()), 1.0, places=6)
+
+    def test_wrong_label_count(self):
+        with pytest.raises(ValueError, match=r"num_labels=2.*\(4, 3\)"):
+            PRAUC(num_labels=2).update_state(np.zeros((4, 3)), np.zeros((4, 2)))
+
+    def test_serialization(self):
+        metric = PRAUC(num_labels=3, num_thresholds=50, average=None)
+        revived = keras.metrics.deserialize(keras.metrics.serialize(metric))
+        self.assertIsInstance(revived, PRAUC)
+        self.assertEqual(revived.get_config(), metric.get_config())
