@@ -1,3 +1,4 @@
+import copy
 import os
 import shutil
 import tempfile
@@ -35,7 +36,7 @@ class TestCase(unittest.TestCase):
     def run_serialization_test(self, instance):
         """`get_config` round trips, through Keras serialization too."""
         config = instance.get_config()
-        revived = instance.__class__.from_config(config)
+        revived = instance.__class__.from_config(copy.deepcopy(config))
         self.assertEqual(_clean(config), _clean(revived.get_config()))
 
         serialized = keras.saving.serialize_keras_object(instance)

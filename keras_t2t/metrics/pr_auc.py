@@ -20,7 +20,10 @@ class PRAUC(keras.metrics.Metric):
 
     Args:
         num_labels: int. The number of labels per example. Defaults to 1.
-        num_thresholds: int. The number of score bins. Defaults to 1000.
+        num_thresholds: int. The number of score bins: scores closer than
+            `1 / num_thresholds` may share a bin and count as tied, which
+            matters when predictions crowd together (an untrained model).
+            Defaults to 10000.
         average: `"macro"` or `None`. `"macro"` gives the mean over labels
             that have at least one positive; `None` gives the per-label
             values (NaN for a label without positives). Defaults to
@@ -38,7 +41,7 @@ class PRAUC(keras.metrics.Metric):
     def __init__(
         self,
         num_labels=1,
-        num_thresholds=1000,
+        num_thresholds=10000,
         average="macro",
         name="pr_auc",
         dtype=None,

@@ -145,7 +145,17 @@ class Teacher2TaskClassifier(Task):
             loss = MaskedMultiTaskLoss()
         if metrics == "auto":
             metrics = [PRAUC(num_labels=self.output_dense.units)]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        # Keras passes sample weights only to `weighted_metrics`, and the
+        # weights are how `compute_metrics` hides the teachers' tasks, so
+        # every metric is compiled as a weighted one.
+        weighted_metrics = list(kwargs.pop("weighted_metrics", None) or [])
+        weighted_metrics = list(metrics or []) + weighted_metrics
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            weighted_metrics=weighted_metrics or None,
+            **kwargs,
+        )
 
     def compile_from_config(self, config):
         # Keras skips restoring the compile state of models with a custom
@@ -156,15 +166,18 @@ class Teacher2TaskClassifier(Task):
             self.optimizer.build(self.trainable_variables)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        return super().fit(self._check_arrays(x), y, *args, **kwargs)
+        x, y = self._check_arrays(x, y)
+        return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        return super().evaluate(self._check_arrays(x), y, *args, **kwargs)
+        x, y = self._check_arrays(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x=None, *args, **kwargs):
-        return super().predict(self._check_arrays(x), *args, **kwargs)
+        x, _ = self._check_arrays(x)
+        return super().predict(x, *args, **kwargs)
 
-    def _check_arrays(self, x):
+    def _check_arrays(self, x, y=None):
         # In-memory inputs are checked here, before batching, so that a bad
         # value is reported as a `ValueError` naming its example; datasets
         # are checked batch by batch inside the input pipeline.
@@ -172,8 +185,10 @@ class Teacher2TaskClassifier(Task):
             isinstance(value, tf.Tensor) for value in x.values()
         ):
             x = {name: np.asarray(value) for name, value in x.items()}
-            return self._complete_and_check_inputs(x)
-        return x
+            x = self._complete_and_check_inputs(x)
+            if y is not None and not isinstance(y, tf.Tensor):
+                y = self._check_targets(np.asarray(y))
+        return x, y
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # The metrics measure the primary task: examples of the auxiliary

@@ -1,0 +1,161 @@
+import os
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+
+from keras_t2t.models import Teacher2TaskBackbone
+from tests.test_case import TestCase
+
+TINY_T5 = {
+    "vocabulary_size": 20,
+    "num_layers": 2,
+    "num_heads": 2,
+    "hidden_dim": 8,
+    "intermediate_dim": 16,
+    "dropout": 0.0,
+}
+
+
+def text_inputs():
+    return {
+        "teacher_id": np.array([0, 3], "int32"),
+        "token_ids": np.array([[5, 6, 7, 0, 0], [4, 9, 2, 8, 1]], "int32"),
+        "padding_mask": np.array([[1, 1, 1, 0, 0], [1] * 5], "int32"),
+    }
+
+
+class Teacher2TaskBackboneTest(TestCase):
+    def test_text_outputs(self):
+        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        outputs = backbone(text_inputs())
+        self.assertEqual(tuple(outputs["sequence_output"].shape), (2, 6, 8))
+        self.assertAllClose(
+            outputs["pooled_output"], outputs["sequence_output"][:, 0]
+        )
+        self.assertEqual(backbone.input_mode, "text")
+
+    def test_feature_outputs(self):
+        backbone = Teacher2TaskBackbone(
+            num_teachers=2, feature_dim=5, **{**TINY_T5, "vocabulary_size": None}
+        )
+        outputs = backbone(
+            {
+                "teacher_id": np.array([1, 2, 0], "int32"),
+                "features": np.random.rand(3, 4, 5).astype("float32"),
+                "padding_mask": np.ones((3, 4), "int32"),
+            }
+        )
+        self.assertEqual(tuple(outputs["sequence_output"].shape), (3, 5, 8))
+        self.assertIsNone(backbone.token_embedding)
+        self.assertEqual(backbone.sequence_input_name, "features")
+
+    def test_teacher_id_changes_the_output(self):
+        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        inputs = text_inputs()
+        inputs["teacher_id"] = np.array([0, 0], "int32")
+        ground_truth = backbone(inputs)["pooled_output"]
+        inputs["teacher_id"] = np.array([2, 2], "int32")
+        teacher = backbone(inputs)["pooled_output"]
+        difference = keras.ops.convert_to_numpy(ground_truth - teacher)
+        self.assertGreater(float(np.abs(difference).max()), 1e-4)
+
+    def test_padding_is_masked_and_the_teacher_token_attended(self):
+        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        inputs = text_inputs()
+        expected = backbone(inputs)["pooled_output"]
+        inputs["token_ids"][0, 3:] = [11, 12]  # Only padding changes.
+        self.assertAllClose(backbone(inputs)["pooled_output"], expected, atol=1e-5)
+
+    def test_no_decoder_weights(self):
+        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        t5 = keras_hub.models.T5Backbone(**TINY_T5)
+        encoder_weights = sum(
+            int(np.prod(w.shape))
+            for layer in t5.layers
+            if "decoder" not in layer.name
+            for w in layer.weights
+        )
+        teacher_weights = 4 * 8
+        self.assertEqual(
+            backbone.count_params(), encoder_weights + teacher_weights
+        )
+        self.assertFalse(any("decoder" in w.path for w in backbone.weights))
+
+    def test_serialization(self):
+        backbone = Teacher2TaskBackbone(
+            num_teachers=3, embedding_stddev=0.1, **TINY_T5
+        )
+        self.run_serialization_test(backbone)
+
+    def test_from_t5_backbone_carries_encoder_weights(self):
+        t5 = keras_hub.models.T5Backbone(**TINY_T5)
+        backbone = Teacher2TaskBackbone.from_t5_backbone(t5, num_teachers=2)
+        self.assert_encoder_weights_equal(backbone, t5)
+        self.assertEqual(backbone.num_teachers, 2)
+
+    def test_preset_round_trip_from_t5(self):
+        t5 = keras_hub.models.T5Backbone(**TINY_T5)
+        preset = os.path.join(self.get_temp_dir(), "t5_tiny")
+        t5.save_to_preset(preset)
+        backbone = Teacher2TaskBackbone.from_preset(preset, num_teachers=3)
+        self.assert_encoder_weights_equal(backbone, t5)
+        self.assertEqual(backbone.vocabulary_size, TINY_T5["vocabulary_size"])
+        # The same encoder, on feature input.
+        features = Teacher2TaskBackbone.from_preset(
+            preset, num_teachers=3, feature_dim=6
+        )
+        self.assertEqual(features.input_mode, "features")
+        self.assertAllClose(
+            features.get_layer("transformer_encoder_layer_1").weights[0],
+            t5.get_layer("transformer_encoder_layer_1").weights[0],
+        )
+
+    def test_preset_round_trip_own(self):
+        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        preset = os.path.join(self.get_temp_dir(), "t2t_tiny")
+        backbone.save_to_preset(preset)
+        revived = Teacher2TaskBackbone.from_preset(preset)
+        self.assertIsInstance(revived, Teacher2TaskBackbone)
+        self.assertEqual(len(revived.weights), len(backbone.weights))
+        for expected, actual in zip(backbone.weights, revived.weights):
+            self.assertAllEqual(actual, expected)
+        self.assertAllClose(
+            revived(text_inputs())["pooled_output"],
+            backbone(text_inputs())["pooled_output"],
+        )
+
+    def test_t5_preset_needs_num_teachers(self):
+        preset = os.path.join(self.get_temp_dir(), "t5_tiny")
+        keras_hub.models.T5Backbone(**TINY_T5).save_to_preset(preset)
+        with pytest.raises(ValueError, match="pass `num_teachers`"):
+            Teacher2TaskBackbone.from_preset(preset)
+
+    def test_exactly_one_input_mode(self):
+        with pytest.raises(ValueError, match="exactly one"):
+            Teacher2TaskBackbone(num_teachers=2, feature_dim=3, **TINY_T5)
+        with pytest.raises(ValueError, match="exactly one"):
+            Teacher2TaskBackbone(
+                num_teachers=2, **{**TINY_T5, "vocabulary_size": None}
+            )
+
+    def test_from_t5_backbone_rejects_other_models(self):
+        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        with pytest.raises(ValueError, match="T5Backbone"):
+            Teacher2TaskBackbone.from_t5_backbone(backbone, num_teachers=3)
+
+    def assert_encoder_weights_equal(self, backbone, t5):
+        self.assertAllEqual(
+            backbone.token_embedding.embeddings, t5.token_embedding.embeddings
+        )
+        names = ["encoder_output_layer_norm"] + [
+            f"transformer_encoder_layer_{i}" for i in range(t5.num_layers)
+        ]
+        for name in names:
+            expected = t5.get_layer(name).weights
+            actual = backbone.get_layer(name).weights
+            self.assertEqual(len(actual), len(expected))
+            self.assertGreater(len(actual), 0)
+            for a, e in zip(actual, expected):
+                self.assertAllEqual(a, e)

@@ -1,0 +1,187 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.metrics import average_precision_score
+
+import keras_t2t
+from keras_t2t.models import Teacher2TaskBackbone
+from keras_t2t.models import Teacher2TaskClassifier
+from tests.test_case import TestCase
+
+TINY = {
+    "num_layers": 2,
+    "num_heads": 2,
+    "hidden_dim": 16,
+    "intermediate_dim": 32,
+    "dropout": 0.0,
+}
+
+
+def feature_classifier(num_labels=1, num_teachers=3, **kwargs):
+    backbone = Teacher2TaskBackbone(
+        num_teachers=num_teachers, feature_dim=8, **TINY
+    )
+    return Teacher2TaskClassifier(backbone, num_labels=num_labels, **kwargs)
+
+
+def expanded(num_rows=256, **kwargs):
+    data = keras_t2t.datasets.make_synthetic_teachers(num_rows=num_rows, **kwargs)
+    x, y, weight = keras_t2t.data.expand_arrays(
+        data["inputs"], data["labels"], data["teacher_scores"]
+    )
+    return data, x, y, weight
+
+
+class Teacher2TaskClassifierTest(TestCase):
+    def test_fit_lowers_the_loss_on_features(self):
+        _, x, y, weight = expanded(num_rows=256)
+        classifier = feature_classifier()
+        history = classifier.fit(
+            x, y, sample_weight=weight, epochs=3, batch_size=32, verbose=0
+        )
+        losses = history.history["loss"]
+        self.assertLess(losses[-1], 0.8 * losses[0], losses)
+        self.assertIn("pr_auc", history.history)
+
+    def test_fit_lowers_the_loss_on_text(self):
+        _, x, y, weight = expanded(num_rows=256, vocabulary_size=30, num_labels=2)
+        backbone = Teacher2TaskBackbone(
+            num_teachers=3, vocabulary_size=30, **TINY
+        )
+        classifier = Teacher2TaskClassifier(backbone, num_labels=2)
+        history = classifier.fit(x, y, epochs=3, batch_size=32, verbose=0)
+        losses = history.history["loss"]
+        self.assertLess(losses[-1], 0.8 * losses[0], losses)
+
+    def test_fit_on_a_dataset(self):
+        _, x, y, weight = expanded(num_rows=64)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y, weight)).batch(16)
+        classifier = feature_classifier()
+        history = classifier.fit(dataset, epochs=2, verbose=0)
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+
+    def test_saving(self):
+        data, x, y, _ = expanded(num_rows=64)
+        vocabulary = keras_t2t.TeacherVocabulary(["calm", "bold", "biased"])
+        classifier = feature_classifier(teacher_vocabulary=vocabulary)
+        classifier.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        revived = self.run_model_saving_test(classifier, x)
+        self.assertEqual(revived.teacher_vocabulary, vocabulary)
+        # The compile state survives, so training can go on.
+        self.assertIsInstance(revived.loss, keras_t2t.losses.MaskedMultiTaskLoss)
+        revived.fit(x, y, epochs=1, batch_size=32, verbose=0)
+
+    def test_serialization(self):
+        classifier = feature_classifier(
+            num_labels=2,
+            teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b", "c"]),
+            dropout=0.1,
+        )
+        revived = self.run_serialization_test(classifier)
+        self.assertEqual(revived.num_labels, 2)
+        self.assertEqual(revived.teacher_vocabulary.teachers, ("a", "b", "c"))
+
+    def test_predict_defaults_to_the_ground_truth_task(self):
+        data, _, _, _ = expanded(num_rows=16)
+        classifier = feature_classifier()
+        implicit = classifier.predict(data["inputs"], verbose=0)
+        explicit = classifier.predict(
+            {**data["inputs"], "teacher_id": np.zeros(16, "int32")}, verbose=0
+        )
+        self.assertAllClose(implicit, explicit)
+        self.assertEqual(implicit.shape, (16, 1))
+        # A feature model's padding mask defaults to all ones.
+        unpadded = {"features": data["inputs"]["features"][:, :4]}
+        self.assertAllClose(
+            classifier.predict(unpadded, verbose=0),
+            classifier.predict(
+                {**unpadded, "padding_mask": np.ones((16, 4), "int32")},
+                verbose=0,
+            ),
+        )
+        self.assertTrue(((implicit > 0) & (implicit < 1)).all())
+
+    def test_nan_targets_keep_weights_finite(self):
+        _, x, y, _ = expanded(num_rows=32)
+        y = y.copy()
+        y[::2] = np.nan
+        y[1::4, 0] = np.nan
+        classifier = feature_classifier()
+        for _ in range(3):
+            classifier.train_on_batch(
+                {name: value[:32] for name, value in x.items()}, y[:32]
+            )
+        for weight in classifier.weights:
+            value = keras.ops.convert_to_numpy(weight)
+            self.assertTrue(np.isfinite(value).all(), weight.path)
+
+    def test_metrics_see_only_the_ground_truth_task(self):
+        _, x, y, _ = expanded(num_rows=128)
+        classifier = feature_classifier()
+        results = classifier.evaluate(
+            x, y, batch_size=1000, return_dict=True, verbose=0
+        )
+        predictions = classifier.predict(x, verbose=0)
+        is_ground_truth = x["teacher_id"] == 0
+        # The same binned metric on the ground-truth rows alone: equal.
+        metric = keras_t2t.metrics.PRAUC()
+        metric.update_state(y[is_ground_truth], predictions[is_ground_truth])
+        self.assertAlmostEqual(results["pr_auc"], float(metric.result()), 5)
+        # And on all rows it would differ: the teachers' tasks are hidden.
+        everything = keras_t2t.metrics.PRAUC()
+        everything.update_state(y, predictions)
+        self.assertNotAlmostEqual(
+            results["pr_auc"], float(everything.result()), 3
+        )
+        expected = average_precision_score(
+            y[is_ground_truth, 0], predictions[is_ground_truth, 0]
+        )
+        self.assertAlmostEqual(results["pr_auc"], expected, delta=0.005)
+
+    def test_teacher_id_outside_the_vocabulary(self):
+        _, x, y, _ = expanded(num_rows=16)
+        classifier = feature_classifier()
+        x["teacher_id"] = x["teacher_id"].copy()
+        x["teacher_id"][5] = 4
+        with pytest.raises(ValueError, match=r"\[0, 3\].*teacher_id=4 at example 5"):
+            classifier.fit(x, y, verbose=0)
+        with pytest.raises(ValueError, match=r"\[0, 3\]"):
+            classifier.predict(x, verbose=0)
+
+    def test_teacher_id_outside_the_vocabulary_in_a_dataset(self):
+        _, x, y, _ = expanded(num_rows=16)
+        x["teacher_id"] = np.full_like(x["teacher_id"], -1)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        with pytest.raises(Exception, match=r"teacher_id.{0,2} must be in \[0, 3\]"):
+            feature_classifier().fit(dataset, verbose=0)
+
+    def test_feature_dim_mismatch(self):
+        classifier = feature_classifier()
+        with pytest.raises(ValueError, match=r"feature_dim=8.*\(4, 5, 7\)"):
+            classifier.predict({"features": np.zeros((4, 5, 7))}, verbose=0)
+
+    def test_num_labels_mismatch(self):
+        _, x, y, _ = expanded(num_rows=16)
+        classifier = feature_classifier(num_labels=2)
+        with pytest.raises(ValueError, match=r"num_labels=2.*\(\d+, 1\)"):
+            classifier.fit(x, y, verbose=0)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        with pytest.raises(ValueError, match=r"num_labels=2"):
+            classifier.fit(dataset, verbose=0)
+
+    def test_unexpected_and_missing_inputs(self):
+        classifier = feature_classifier()
+        with pytest.raises(ValueError, match=r"Unexpected input\(s\) \['text'\]"):
+            classifier.predict(
+                {"features": np.zeros((2, 3, 8)), "text": np.zeros(2)},
+                verbose=0,
+            )
+        with pytest.raises(ValueError, match="Missing input 'features'"):
+            classifier.predict({"teacher_id": np.zeros(2, "int32")}, verbose=0)
+
+    def test_vocabulary_must_match_the_backbone(self):
+        with pytest.raises(ValueError, match=r"2 teachers.*num_teachers=3"):
+            feature_classifier(
+                teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b"])
+            )
