@@ -145,4 +145,6 @@ def _check_name(name, where):
             f"({type(name).__name__})."
         )
     if not name.strip():
-        raise ValueError(f"Teacher names must not be empty; {where} is {name!r}.")
+        raise ValueError(
+            f"Teacher names must not be empty; {where} is {name!r}."
+        )

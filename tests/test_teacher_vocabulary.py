@@ -31,7 +31,9 @@ class TeacherVocabularyTest(TestCase):
         self.assertEqual(revived, vocabulary)
 
     def test_duplicate_name(self):
-        with pytest.raises(ValueError, match=r"'b'.*teachers\[1\].*teachers\[2\]"):
+        with pytest.raises(
+            ValueError, match=r"'b'.*teachers\[1\].*teachers\[2\]"
+        ):
             TeacherVocabulary(["a", "b", "b"])
 
     def test_empty_name(self):

@@ -40,8 +40,10 @@ def expand_arrays(inputs, labels, teacher_scores, ground_truth_weight=1.0):
     num_rows, num_labels = labels.shape
     if teacher_scores.ndim == 2:
         teacher_scores = teacher_scores[..., None]
-    if teacher_scores.ndim != 3 or teacher_scores.shape[0] != num_rows or (
-        teacher_scores.shape[2] != num_labels
+    if (
+        teacher_scores.ndim != 3
+        or teacher_scores.shape[0] != num_rows
+        or (teacher_scores.shape[2] != num_labels)
     ):
         raise ValueError(
             "`teacher_scores` must have shape (rows, num_teachers, "

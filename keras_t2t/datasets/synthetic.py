@@ -46,11 +46,17 @@ def make_synthetic_teachers(
     if feature_dim is None and vocabulary_size is None:
         feature_dim = 8
     rng = np.random.default_rng(seed)
-    lengths = rng.integers(sequence_length // 2 + 1, sequence_length + 1, num_rows)
-    padding_mask = (np.arange(sequence_length) < lengths[:, None]).astype("int32")
+    lengths = rng.integers(
+        sequence_length // 2 + 1, sequence_length + 1, num_rows
+    )
+    padding_mask = (np.arange(sequence_length) < lengths[:, None]).astype(
+        "int32"
+    )
 
     if vocabulary_size is not None:
-        token_ids = rng.integers(1, vocabulary_size, (num_rows, sequence_length))
+        token_ids = rng.integers(
+            1, vocabulary_size, (num_rows, sequence_length)
+        )
         token_ids = (token_ids * padding_mask).astype("int32")
         token_scores = rng.normal(size=(vocabulary_size, num_labels))
         token_scores[0] = 0.0
@@ -66,7 +72,7 @@ def make_synthetic_teachers(
 
     signal = position_scores.sum(axis=1) / lengths[:, None]
     signal = (signal - signal.mean(axis=0)) / signal.std(axis=0)
-    true_labels = (signal + 0.3 * rng.normal(size=signal.shape) > 0.5)
+    true_labels = signal + 0.3 * rng.normal(size=signal.shape) > 0.5
     true_labels = true_labels.astype("float32")
 
     scales = [1.5, 5.0, 2.0]

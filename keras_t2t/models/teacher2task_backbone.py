@@ -316,7 +316,9 @@ class Teacher2TaskBackbone(Backbone):
         return backbone
 
     @classmethod
-    def from_preset(cls, preset, num_teachers=None, load_weights=True, **kwargs):
+    def from_preset(
+        cls, preset, num_teachers=None, load_weights=True, **kwargs
+    ):
         """Builds a backbone from a KerasHub preset.
 
         `preset` is a local preset directory (as written by

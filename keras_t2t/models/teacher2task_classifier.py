@@ -90,7 +90,9 @@ class Teacher2TaskClassifier(Task):
                 f"backbone was built for num_teachers={backbone.num_teachers}."
             )
         if int(num_labels) < 1:
-            raise ValueError(f"`num_labels` must be >= 1. Received: {num_labels}")
+            raise ValueError(
+                f"`num_labels` must be >= 1. Received: {num_labels}"
+            )
 
         # === Layers ===
         self.backbone = backbone

@@ -15,9 +15,7 @@ class TeacherEmbeddingTest(TestCase):
         table = keras.ops.convert_to_numpy(layer.embeddings)
         self.assertAllClose(outputs[:, 0], table[[0, 2]])
         self.assertAllClose(outputs[:, 1:], sequence)
-        self.assertAllEqual(
-            mask, [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]
-        )
+        self.assertAllEqual(mask, [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
 
     def test_has_one_vector_per_task(self):
         layer = TeacherEmbedding(num_teachers=5, hidden_dim=3)
@@ -38,7 +36,9 @@ class TeacherEmbeddingTest(TestCase):
         layer = TeacherEmbedding(
             num_teachers=2,
             hidden_dim=8,
-            embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.3),
+            embeddings_initializer=keras.initializers.TruncatedNormal(
+                stddev=0.3
+            ),
         )
         revived = self.run_serialization_test(layer)
         self.assertEqual(revived.embeddings_initializer.stddev, 0.3)

@@ -32,9 +32,7 @@ class MaskedMultiTaskLossTest(TestCase):
         t = self.y_true[self.present]
         p = self.y_pred[self.present]
         expected = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean()
-        self.assertAllClose(
-            loss(self.y_true, self.y_pred), expected, atol=1e-5
-        )
+        self.assertAllClose(loss(self.y_true, self.y_pred), expected, atol=1e-5)
 
     def test_sample_weight_scales_each_example(self):
         loss = MaskedMultiTaskLoss()
@@ -62,10 +60,12 @@ class MaskedMultiTaskLossTest(TestCase):
         self.assertAllClose(loss(y_true, self.y_pred[:2]), 0.0)
 
     def test_gradients_are_finite_and_zero_where_missing(self):
+        y_true = ops.convert_to_tensor(self.y_true)
         for name in ("mse", "bce"):
             loss = MaskedMultiTaskLoss(loss=name)
-            y_true = ops.convert_to_tensor(self.y_true)
-            grad = self.gradient(lambda p, loss=loss: loss(y_true, p), self.y_pred)
+            grad = self.gradient(
+                lambda p, loss=loss: loss(y_true, p), self.y_pred
+            )
             self.assertTrue(np.isfinite(grad).all(), f"{name}: {grad}")
             self.assertAllEqual(grad[~self.present], 0.0)
             self.assertTrue((grad[self.present] != 0).all(), f"{name}: {grad}")

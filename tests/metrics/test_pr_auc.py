@@ -18,7 +18,9 @@ class PRAUCTest(TestCase):
         expected = average_precision_score(
             y_true[present],
             y_pred[present],
-            sample_weight=None if sample_weight is None else sample_weight[present],
+            sample_weight=None
+            if sample_weight is None
+            else sample_weight[present],
         )
         self.assertLess(abs(float(metric.result()) - expected), 0.005)
         return float(metric.result()), expected
@@ -26,7 +28,9 @@ class PRAUCTest(TestCase):
     def test_random_predictions(self):
         rng = np.random.default_rng(0)
         for _ in range(5):
-            y_true = (rng.random(600) < rng.uniform(0.05, 0.6)).astype("float32")
+            y_true = (rng.random(600) < rng.uniform(0.05, 0.6)).astype(
+                "float32"
+            )
             y_pred = rng.random(600).astype("float32")
             self.assert_matches_sklearn(y_true, y_pred)
 

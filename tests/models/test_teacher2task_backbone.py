@@ -38,7 +38,9 @@ class Teacher2TaskBackboneTest(TestCase):
 
     def test_feature_outputs(self):
         backbone = Teacher2TaskBackbone(
-            num_teachers=2, feature_dim=5, **{**TINY_T5, "vocabulary_size": None}
+            num_teachers=2,
+            feature_dim=5,
+            **{**TINY_T5, "vocabulary_size": None},
         )
         outputs = backbone(
             {
@@ -66,7 +68,9 @@ class Teacher2TaskBackboneTest(TestCase):
         inputs = text_inputs()
         expected = backbone(inputs)["pooled_output"]
         inputs["token_ids"][0, 3:] = [11, 12]  # Only padding changes.
-        self.assertAllClose(backbone(inputs)["pooled_output"], expected, atol=1e-5)
+        self.assertAllClose(
+            backbone(inputs)["pooled_output"], expected, atol=1e-5
+        )
 
     def test_no_decoder_weights(self):
         backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
@@ -119,7 +123,9 @@ class Teacher2TaskBackboneTest(TestCase):
         revived = Teacher2TaskBackbone.from_preset(preset)
         self.assertIsInstance(revived, Teacher2TaskBackbone)
         self.assertEqual(len(revived.weights), len(backbone.weights))
-        for expected, actual in zip(backbone.weights, revived.weights):
+        for expected, actual in zip(
+            backbone.weights, revived.weights, strict=True
+        ):
             self.assertAllEqual(actual, expected)
         self.assertAllClose(
             revived(text_inputs())["pooled_output"],
@@ -157,5 +163,5 @@ class Teacher2TaskBackboneTest(TestCase):
             actual = backbone.get_layer(name).weights
             self.assertEqual(len(actual), len(expected))
             self.assertGreater(len(actual), 0)
-            for a, e in zip(actual, expected):
+            for a, e in zip(actual, expected, strict=True):
                 self.assertAllEqual(a, e)

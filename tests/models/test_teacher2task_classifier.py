@@ -26,7 +26,9 @@ def feature_classifier(num_labels=1, num_teachers=3, **kwargs):
 
 
 def expanded(num_rows=256, **kwargs):
-    data = keras_t2t.datasets.make_synthetic_teachers(num_rows=num_rows, **kwargs)
+    data = keras_t2t.datasets.make_synthetic_teachers(
+        num_rows=num_rows, **kwargs
+    )
     x, y, weight = keras_t2t.data.expand_arrays(
         data["inputs"], data["labels"], data["teacher_scores"]
     )
@@ -45,7 +47,9 @@ class Teacher2TaskClassifierTest(TestCase):
         self.assertIn("pr_auc", history.history)
 
     def test_fit_lowers_the_loss_on_text(self):
-        _, x, y, weight = expanded(num_rows=256, vocabulary_size=30, num_labels=2)
+        _, x, y, weight = expanded(
+            num_rows=256, vocabulary_size=30, num_labels=2
+        )
         backbone = Teacher2TaskBackbone(
             num_teachers=3, vocabulary_size=30, **TINY
         )
@@ -69,7 +73,9 @@ class Teacher2TaskClassifierTest(TestCase):
         revived = self.run_model_saving_test(classifier, x)
         self.assertEqual(revived.teacher_vocabulary, vocabulary)
         # The compile state survives, so training can go on.
-        self.assertIsInstance(revived.loss, keras_t2t.losses.MaskedMultiTaskLoss)
+        self.assertIsInstance(
+            revived.loss, keras_t2t.losses.MaskedMultiTaskLoss
+        )
         revived.fit(x, y, epochs=1, batch_size=32, verbose=0)
 
     def test_serialization(self):
@@ -144,7 +150,9 @@ class Teacher2TaskClassifierTest(TestCase):
         classifier = feature_classifier()
         x["teacher_id"] = x["teacher_id"].copy()
         x["teacher_id"][5] = 4
-        with pytest.raises(ValueError, match=r"\[0, 3\].*teacher_id=4 at example 5"):
+        with pytest.raises(
+            ValueError, match=r"\[0, 3\].*teacher_id=4 at example 5"
+        ):
             classifier.fit(x, y, verbose=0)
         with pytest.raises(ValueError, match=r"\[0, 3\]"):
             classifier.predict(x, verbose=0)
@@ -153,7 +161,9 @@ class Teacher2TaskClassifierTest(TestCase):
         _, x, y, _ = expanded(num_rows=16)
         x["teacher_id"] = np.full_like(x["teacher_id"], -1)
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-        with pytest.raises(Exception, match=r"teacher_id.{0,2} must be in \[0, 3\]"):
+        with pytest.raises(
+            Exception, match=r"teacher_id.{0,2} must be in \[0, 3\]"
+        ):
             feature_classifier().fit(dataset, verbose=0)
 
     def test_feature_dim_mismatch(self):
@@ -172,7 +182,9 @@ class Teacher2TaskClassifierTest(TestCase):
 
     def test_unexpected_and_missing_inputs(self):
         classifier = feature_classifier()
-        with pytest.raises(ValueError, match=r"Unexpected input\(s\) \['text'\]"):
+        with pytest.raises(
+            ValueError, match=r"Unexpected input\(s\) \['text'\]"
+        ):
             classifier.predict(
                 {"features": np.zeros((2, 3, 8)), "text": np.zeros(2)},
                 verbose=0,

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from keras_t2t.data import expand_arrays
+from tests.test_case import TestCase
+
+NAN = np.nan
+
+
+class ExpandArraysTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.inputs = {"features": np.arange(4 * 2 * 3).reshape(4, 2, 3)}
+        self.labels = np.array([[1.0], [NAN], [0.0], [NAN]])
+        # (rows, teachers, labels)
+        self.scores = np.array(
+            [
+                [[0.9], [NAN]],
+                [[0.2], [0.4]],
+                [[NAN], [NAN]],
+                [[NAN], [NAN]],
+            ]
+        )
+
+    def test_one_example_per_present_row_and_source(self):
+        x, y, weight = expand_arrays(
+            self.inputs, self.labels, self.scores, ground_truth_weight=5.0
+        )
+        pairs = sorted(
+            zip(
+                x["features"][:, 0, 0] // 6,
+                x["teacher_id"],
+                y[:, 0],
+                strict=True,
+            )
+        )
+        self.assertEqual(
+            pairs,
+            [(0, 0, 1.0), (0, 1, 0.9), (1, 1, 0.2), (1, 2, 0.4), (2, 0, 0.0)],
+        )
+        self.assertAllEqual(weight, np.where(x["teacher_id"] == 0, 5.0, 1.0))
+        # Row 3 has no value from any source: no example.
+        self.assertNotIn(3, x["features"][:, 0, 0] // 6)
+
+    def test_multi_label_keeps_partially_missing_entries(self):
+        labels = np.array([[1.0, NAN], [NAN, NAN]])
+        scores = np.array([[[NAN, 0.3]], [[NAN, NAN]]])
+        x, y, _ = expand_arrays({"f": np.zeros((2, 1))}, labels, scores)
+        self.assertAllEqual(x["teacher_id"], [0, 1])
+        self.assertAllEqual(np.isnan(y), [[False, True], [True, False]])
+
+    def test_shape_mismatch(self):
+        with pytest.raises(ValueError, match=r"\(4, N, 1\).*\(4, 2, 2\)"):
+            expand_arrays(self.inputs, self.labels, np.zeros((4, 2, 2)))
+        with pytest.raises(ValueError, match="'features' has 3 rows"):
+            expand_arrays(
+                {"features": np.zeros((3, 2, 3))}, self.labels, self.scores
+            )
