@@ -1,6 +1,10 @@
 import keras
 import numpy as np
 import pytest
+from hypothesis import assume
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
 from keras_t2t.metrics import PRAUC
@@ -110,3 +114,30 @@ class PRAUCTest(TestCase):
         revived = keras.metrics.deserialize(keras.metrics.serialize(metric))
         self.assertIsInstance(revived, PRAUC)
         self.assertEqual(revived.get_config(), metric.get_config())
+
+
+class PRAUCPropertyTest(TestCase):
+    @settings(max_examples=30, deadline=None)
+    @given(
+        data=st.lists(
+            st.tuples(
+                st.sampled_from([0.0, 1.0, np.nan]),
+                # Few distinct scores: ties everywhere, as sklearn must
+                # resolve them too.
+                st.sampled_from([0.0, 0.125, 0.25, 0.5, 0.75, 0.875, 1.0]),
+                st.sampled_from([0.5, 1.0, 2.0]),
+            ),
+            min_size=2,
+            max_size=60,
+        )
+    )
+    def test_matches_sklearn_on_tied_scores(self, data):
+        y_true, y_pred, weight = np.array(data, "float32").T
+        present = ~np.isnan(y_true)
+        assume(y_true[present].sum() > 0)
+        metric = PRAUC()
+        metric.update_state(y_true, y_pred, weight)
+        expected = average_precision_score(
+            y_true[present], y_pred[present], sample_weight=weight[present]
+        )
+        self.assertAlmostEqual(float(metric.result()), expected, places=5)
