@@ -45,7 +45,7 @@ def lint(session):
 @nox.session
 def demo(session):
     """The main job: trains a Teacher2Task student and prints PR-AUC."""
-    session.install("-e", ".")
+    session.install("-e", ".[recipes]")
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     session.run(
         "python",
