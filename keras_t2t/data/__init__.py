@@ -1,3 +1,15 @@
+from keras_t2t.data.expand import expand
 from keras_t2t.data.expand_arrays import expand_arrays
+from keras_t2t.data.summary import ExpansionSummary
+from keras_t2t.data.summary import summarize
+from keras_t2t.data.text import TextPreprocessor
+from keras_t2t.data.text import train_sentencepiece
 
-__all__ = ["expand_arrays"]
+__all__ = [
+    "ExpansionSummary",
+    "TextPreprocessor",
+    "expand",
+    "expand_arrays",
+    "summarize",
+    "train_sentencepiece",
+]

@@ -1,0 +1,213 @@
+import numpy as np
+import tensorflow as tf
+
+from keras_t2t.data.sources import MemoryRows
+from keras_t2t.data.sources import TableSpec
+from keras_t2t.data.sources import read_rows
+
+# Rows are expanded in blocks: one vectorised `tf.where` per block instead
+# of a `flat_map` per row.
+_BLOCK_ROWS = 1024
+
+
+def expand(
+    source,
+    vocabulary,
+    inputs,
+    ground_truth=None,
+    teachers=None,
+    *,
+    layout="wide",
+    item_column="item",
+    source_column="source",
+    score_column="score",
+    label_column=None,
+    num_labels=None,
+    rescale=None,
+    file_format=None,
+    ground_truth_weight=1.0,
+    teacher_weight=1.0,
+    balance=None,
+    shuffle_buffer=None,
+    seed=None,
+    preprocessor=None,
+    batch_size=None,
+    drop_remainder=False,
+):
+    """Expands a multi-teacher table into Teacher2Task examples.
+
+    A table has one row per input, a ground-truth label for some rows and
+    confidence scores from N teachers for many. Teacher2Task trains on one
+    example per (row, source) that has a value: the ground truth as task 0
+    (the primary task), teacher k's confidence as task k. Rows where no
+    source has a value give no example (see `summarize` for the counts);
+    nothing else is dropped. The expansion is a `tf.data` transformation:
+    only streamed blocks of rows are ever held.
+
+    Sources: a dict of arrays, a pandas DataFrame, a `tf.data.Dataset` of
+    dicts (a TFDS dataset too), or a path to a CSV, JSON Lines, Parquet or
+    TFRecord (`tf.train.Example`) file. Layouts: `"wide"` (a column per
+    source; a cell holds a number, or a list/JSON list of `num_labels`
+    numbers) or `"long"` (a row per item, source and score, like
+    crowd-kit's task/worker/label tables). NaN, None or an empty cell is a
+    missing value, never an error.
+
+    Args:
+        source: the table (see above).
+        vocabulary: `keras_t2t.TeacherVocabulary`. Teacher columns are
+            checked against it and its ids become `teacher_id`.
+        inputs: str or list of str. The model input columns, passed on
+            under their own names (e.g. `"text"`, or `"features"` and
+            `"padding_mask"`).
+        ground_truth: str. The ground-truth column of a wide table.
+            Defaults to the vocabulary's ground-truth name; a table without
+            it has no ground truth.
+        teachers: list of column names (teacher names) or a dict
+            `{column: teacher_name}`. Defaults to the vocabulary's
+            teachers, each a column.
+        layout: `"wide"` or `"long"`. Defaults to `"wide"`.
+        item_column, source_column, score_column, label_column: the
+            columns of a long table; `label_column` (optional) holds the
+            label index of each score in a multi-label table.
+        num_labels: int. Inferred from the table when `None`.
+        rescale: dict `{teacher: (low, high)}` or `{teacher: "sigmoid"}`,
+            for teachers whose scores are not confidences in `[0, 1]`.
+        file_format: `"csv"`, `"jsonl"`, `"parquet"` or `"tfrecord"`;
+            inferred from the file suffix when `None`.
+        ground_truth_weight: float. `sample_weight` of ground-truth
+            examples. Defaults to 1.
+        teacher_weight: float or dict `{teacher: weight}`. `sample_weight`
+            of teacher examples. Defaults to 1.
+        balance: float in `(0, 1)` or `None`. If set, ground-truth
+            examples are repeated so that they make up this share of the
+            stream; an epoch ends when the teacher examples run out, each
+            seen once. Defaults to `None` (every example once per epoch).
+        shuffle_buffer: int or `None`. Shuffles rows before and examples
+            after the expansion with this buffer, so that a batch mixes
+            rows and tasks. Defaults to `None` (table order).
+        seed: int. Seeds the shuffling and the balancing: the same seed
+            gives the same order.
+        preprocessor: callable or `None`, mapping the inputs dict to model
+            inputs inside the pipeline (after batching when `batch_size`
+            is set), e.g. a `keras_t2t.data.TextPreprocessor`.
+        batch_size: int or `None`. Batches the examples when set.
+        drop_remainder: bool. Drops a last partial batch. Defaults to
+            `False`.
+
+    Returns:
+        A `tf.data.Dataset` of `(x, target, sample_weight)`: `x` holds the
+        input columns and `teacher_id` (int32), `target` is
+        `(num_labels,)` float32 with NaN where that label is missing.
+
+    Example:
+    ```python
+    vocabulary = keras_t2t.TeacherVocabulary(["vader", "textblob"])
+    dataset = keras_t2t.data.expand(
+        "reviews.csv", vocabulary, inputs="text", ground_truth="label",
+        shuffle_buffer=10_000, seed=0, batch_size=64,
+        preprocessor=text_preprocessor,
+    )
+    classifier.fit(dataset, epochs=3)
+    ```
+    """
+    spec = TableSpec(
+        vocabulary,
+        inputs,
+        ground_truth=ground_truth,
+        teachers=teachers,
+        layout=layout,
+        item_column=item_column,
+        source_column=source_column,
+        score_column=score_column,
+        label_column=label_column,
+        num_labels=num_labels,
+        rescale=rescale,
+    )
+    if balance is not None and not 0.0 < balance < 1.0:
+        raise ValueError(f"`balance` must be in (0, 1). Received: {balance}")
+    rows = read_rows(source, spec, file_format=file_format)
+    if isinstance(rows, MemoryRows):
+        _check_not_empty(rows.targets, spec)
+        rows = rows.to_dataset()
+
+    if shuffle_buffer:
+        rows = rows.shuffle(shuffle_buffer, seed=seed)
+    weights = _source_weights(vocabulary, ground_truth_weight, teacher_weight)
+    examples = (
+        rows.batch(_BLOCK_ROWS)
+        .map(
+            lambda block: _expand_block(block, weights),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .unbatch()
+    )
+    if shuffle_buffer:
+        seed_after = None if seed is None else seed + 1
+        examples = examples.shuffle(shuffle_buffer, seed=seed_after)
+    if balance is not None:
+        is_truth = _is_ground_truth
+        ground = examples.filter(is_truth).repeat()
+        teachers_only = examples.filter(lambda *e: ~is_truth(*e))
+        examples = tf.data.Dataset.sample_from_datasets(
+            [ground, teachers_only],
+            weights=[balance, 1.0 - balance],
+            seed=seed,
+            stop_on_empty_dataset=True,
+        )
+    if batch_size:
+        examples = examples.batch(batch_size, drop_remainder=drop_remainder)
+    if preprocessor is not None:
+        examples = examples.map(
+            lambda x, y, w: (_preprocess(preprocessor, x), y, w),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    return examples.prefetch(tf.data.AUTOTUNE)
+
+
+def _is_ground_truth(x, target, weight):
+    return tf.equal(x["teacher_id"], 0)
+
+
+def _preprocess(preprocessor, x):
+    teacher_id = x["teacher_id"]
+    x = dict(preprocessor({k: v for k, v in x.items() if k != "teacher_id"}))
+    x["teacher_id"] = teacher_id
+    return x
+
+
+def _source_weights(vocabulary, ground_truth_weight, teacher_weight):
+    if isinstance(teacher_weight, dict):
+        unknown = sorted(set(teacher_weight) - set(vocabulary.teachers))
+        if unknown:
+            raise ValueError(
+                f"`teacher_weight` names {unknown}, not teachers of the "
+                f"vocabulary {list(vocabulary.teachers)}."
+            )
+        teacher = [
+            float(teacher_weight.get(n, 1.0)) for n in vocabulary.teachers
+        ]
+    else:
+        teacher = [float(teacher_weight)] * vocabulary.num_teachers
+    return tf.constant([float(ground_truth_weight)] + teacher, tf.float32)
+
+
+def _expand_block(block, weights):
+    targets = block["targets"]  # (rows, 1 + N, num_labels)
+    present = tf.reduce_any(~tf.math.is_nan(targets), axis=-1)
+    pairs = tf.where(present)  # (examples, 2): row, source; row-major.
+    rows, sources = pairs[:, 0], tf.cast(pairs[:, 1], tf.int32)
+    x = {
+        name: tf.gather(value, rows) for name, value in block["inputs"].items()
+    }
+    x["teacher_id"] = sources
+    return x, tf.gather_nd(targets, pairs), tf.gather(weights, sources)
+
+
+def _check_not_empty(targets, spec):
+    if not np.any(~np.isnan(targets)):
+        raise ValueError(
+            f"The table ({len(targets)} rows) has no value from any source "
+            f"({list(spec.source_names)}): the expansion would be empty."
+        )

@@ -1,0 +1,572 @@
+"""Reading multi-teacher tables into one canonical form.
+
+Every source becomes rows of `inputs` (the model input columns) and
+`targets`, a float array `(1 + N, num_labels)` per row: source 0 is the
+ground truth, source k the k-th teacher of the vocabulary, NaN where that
+value is missing. In-memory sources (dicts of arrays, DataFrames, CSV, JSON
+Lines and Parquet files) are read and checked eagerly with numpy, so a bad
+value is a `ValueError` naming its row, column and teacher. Streamed sources
+(`tf.data.Dataset`s, TFRecord files, TFDS datasets) are mapped and checked
+inside the `tf.data` pipeline, row by row, with the same messages.
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+_FILE_FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".tfrecord": "tfrecord",
+    ".tfrecords": "tfrecord",
+}
+
+
+class TableSpec:
+    """Which columns of a multi-teacher table play which role.
+
+    Args:
+        vocabulary: `keras_t2t.TeacherVocabulary`.
+        inputs: str or list of str. The model input columns.
+        ground_truth: str or `None`. The ground-truth column (wide layout).
+            Defaults to the vocabulary's ground-truth name.
+        teachers: list of str, dict or `None`. The teacher columns (wide
+            layout): a list of column names that are also teacher names,
+            or a dict `{column: teacher_name}`. Defaults to the
+            vocabulary's teachers.
+        layout: `"wide"` (a column per source) or `"long"` (a row per
+            item, source and score). Defaults to `"wide"`.
+        item_column, source_column, score_column, label_column: the
+            columns of a long table. `label_column` holds a label index
+            for multi-label long tables. Defaults to `"item"`, `"source"`,
+            `"score"` and `None`.
+        num_labels: int or `None`. Inferred when `None`.
+        rescale: dict `{teacher_name: (low, high)}` or
+            `{teacher_name: "sigmoid"}` for teachers whose scores are not
+            confidences in `[0, 1]`: `(low, high)` maps linearly onto
+            `[0, 1]`, `"sigmoid"` treats scores as logits.
+    """
+
+    def __init__(
+        self,
+        vocabulary,
+        inputs,
+        ground_truth=None,
+        teachers=None,
+        layout="wide",
+        item_column="item",
+        source_column="source",
+        score_column="score",
+        label_column=None,
+        num_labels=None,
+        rescale=None,
+    ):
+        if layout not in ("wide", "long"):
+            raise ValueError(
+                f'`layout` must be "wide" or "long". Received: {layout!r}'
+            )
+        self.vocabulary = vocabulary
+        self.inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        if not self.inputs:
+            raise ValueError("`inputs` must name at least one input column.")
+        # An explicitly named ground-truth column must exist; the default
+        # one may be absent (a table with teachers only).
+        self.ground_truth_required = ground_truth is not None
+        self.ground_truth = ground_truth or vocabulary.ground_truth_name
+        if teachers is None:
+            teachers = {name: name for name in vocabulary.teachers}
+        elif not isinstance(teachers, dict):
+            teachers = {name: name for name in teachers}
+        for column, name in teachers.items():
+            if name not in vocabulary or name == vocabulary.ground_truth_name:
+                raise ValueError(
+                    f"Teacher column {column!r} maps to {name!r}, which is "
+                    "not a teacher of the vocabulary "
+                    f"{list(vocabulary.teachers)}."
+                )
+        # Column of each teacher id 1..N (None: this table has no column).
+        by_name = {name: column for column, name in teachers.items()}
+        self.teacher_columns = [by_name.get(n) for n in vocabulary.teachers]
+        self.layout = layout
+        self.item_column = item_column
+        self.source_column = source_column
+        self.score_column = score_column
+        self.label_column = label_column
+        self.num_labels = num_labels
+        self.rescale = dict(rescale or {})
+        for name, rule in self.rescale.items():
+            if name not in vocabulary.teachers:
+                raise ValueError(
+                    f"`rescale` names {name!r}, not a teacher of the "
+                    f"vocabulary {list(vocabulary.teachers)}."
+                )
+            if rule != "sigmoid" and (
+                not isinstance(rule, (tuple, list))
+                or len(rule) != 2
+                or not rule[1] > rule[0]
+            ):
+                raise ValueError(
+                    f"`rescale[{name!r}]` must be (low, high) with high > "
+                    f'low, or "sigmoid". Received: {rule!r}'
+                )
+
+    @property
+    def source_names(self):
+        return self.vocabulary.names
+
+    def wide_columns(self):
+        """(source id, column) for every source column of a wide table."""
+        columns = [(0, self.ground_truth)]
+        columns += [
+            (k + 1, column)
+            for k, column in enumerate(self.teacher_columns)
+            if column is not None
+        ]
+        return columns
+
+
+class MemoryRows:
+    """A table held in memory: `inputs`, `targets` and `row_ids`."""
+
+    def __init__(self, inputs, targets, row_ids):
+        self.inputs = inputs
+        self.targets = targets
+        self.row_ids = row_ids
+
+    def __len__(self):
+        return len(self.targets)
+
+    def to_dataset(self):
+        return tf.data.Dataset.from_tensor_slices(
+            {"inputs": self.inputs, "targets": self.targets}
+        )
+
+
+def read_rows(source, spec, file_format=None):
+    """Reads `source` into `MemoryRows` or a `tf.data.Dataset` of rows."""
+    if isinstance(source, (str, os.PathLike)):
+        source = os.fspath(source)
+        file_format = file_format or _infer_format(source)
+        if file_format == "tfrecord":
+            return _tfrecord_rows(source, spec)
+        source = _read_file(source, file_format)
+    if isinstance(source, tf.data.Dataset):
+        if spec.layout == "long":
+            raise ValueError(
+                "A long table cannot be streamed: pass it as a DataFrame, "
+                "a dict of arrays or a CSV/JSON Lines/Parquet file."
+            )
+        return _stream_rows(source, spec)
+    columns = _columns(source)
+    if spec.layout == "long":
+        return _long_rows(columns, spec)
+    return _wide_rows(columns, spec)
+
+
+def _infer_format(path):
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in _FILE_FORMATS:
+        raise ValueError(
+            f"Cannot tell the format of {path!r} from its suffix; pass "
+            f"`file_format`, one of {sorted(set(_FILE_FORMATS.values()))}."
+        )
+    return _FILE_FORMATS[suffix]
+
+
+def _read_file(path, file_format):
+    import pandas as pd
+
+    if file_format == "csv":
+        return pd.read_csv(path)
+    if file_format == "jsonl":
+        return pd.read_json(path, lines=True)
+    if file_format == "parquet":
+        return pd.read_parquet(path)
+    raise ValueError(
+        f"Unknown `file_format` {file_format!r}; use one of "
+        f"{sorted(set(_FILE_FORMATS.values()))}."
+    )
+
+
+def _columns(source):
+    if isinstance(source, dict):
+        return dict(source)
+    if hasattr(source, "columns") and hasattr(source, "to_numpy"):
+        return {column: source[column].to_numpy() for column in source.columns}
+    raise ValueError(
+        "A table source must be a dict of arrays, a pandas DataFrame, a "
+        "tf.data.Dataset of dicts or a path to a CSV, JSON Lines, Parquet or "
+        f"TFRecord file. Received: {type(source).__name__}"
+    )
+
+
+def _column(columns, name, role):
+    if name not in columns:
+        raise ValueError(
+            f"The table has no {role} column {name!r}. Its columns are "
+            f"{sorted(map(str, columns))}."
+        )
+    return columns[name]
+
+
+def _wide_rows(columns, spec):
+    inputs = {
+        name: _stack_input(_column(columns, name, "input"), name)
+        for name in spec.inputs
+    }
+    num_rows = _num_rows(inputs, columns, spec)
+    present_sources = []
+    for source_id, column in spec.wide_columns():
+        if column not in columns:
+            if source_id == 0 and not spec.ground_truth_required:
+                continue
+            raise ValueError(
+                f"The table has no column {column!r} for "
+                f"{spec.source_names[source_id]!r}. Its columns are "
+                f"{sorted(map(str, columns))}."
+            )
+        present_sources.append((source_id, column))
+    values = {
+        source_id: _label_matrix(columns[column], column)
+        for source_id, column in present_sources
+    }
+    num_labels = _check_num_labels(values, spec, present_sources)
+    targets = np.full(
+        (num_rows, len(spec.source_names), num_labels), np.nan, "float32"
+    )
+    for source_id, _ in present_sources:
+        targets[:, source_id] = values[source_id]
+    row_ids = np.arange(num_rows)
+    _check_targets(targets, spec, row_ids, "row")
+    return MemoryRows(inputs, targets, row_ids)
+
+
+def _long_rows(columns, spec):
+    import pandas as pd
+
+    needed = [spec.item_column, spec.source_column, spec.score_column]
+    needed += [spec.label_column] if spec.label_column else []
+    for name in needed:
+        _column(columns, name, "long-layout")
+    frame = pd.DataFrame({name: columns[name] for name in needed})
+    frame["_order"] = np.arange(len(frame))
+    known = frame[spec.source_column].isin(spec.source_names)
+    if not known.all():
+        index = int(np.flatnonzero(~known.to_numpy())[0])
+        raise ValueError(
+            f"Row {index}: source {frame[spec.source_column].iloc[index]!r} "
+            f"in column {spec.source_column!r} is not in the vocabulary "
+            f"{list(spec.source_names)}."
+        )
+    keys = [spec.item_column, spec.source_column]
+    keys += [spec.label_column] if spec.label_column else []
+    duplicated = frame.duplicated(keys, keep="first")
+    if duplicated.any():
+        index = int(np.flatnonzero(duplicated.to_numpy())[0])
+        row = frame.iloc[index]
+        raise ValueError(
+            f"Row {index}: item {row[spec.item_column]!r} has more than one "
+            f"score from source {row[spec.source_column]!r}"
+            + (
+                f" for label {row[spec.label_column]!r}"
+                if spec.label_column
+                else ""
+            )
+            + ". A long table holds one (item, source) pair per row."
+        )
+    items, item_index = np.unique(
+        frame[spec.item_column].to_numpy(), return_index=True
+    )
+    order = np.argsort(item_index)  # Items in order of first appearance.
+    items, item_index = items[order], item_index[order]
+    position = {item: i for i, item in enumerate(items)}
+    rows = frame[spec.item_column].map(position).to_numpy()
+    sources = frame[spec.source_column].map(spec.vocabulary.id_of).to_numpy()
+    if spec.label_column:
+        labels = frame[spec.label_column].to_numpy().astype(int)
+        num_labels = spec.num_labels or int(labels.max()) + 1
+        if labels.min() < 0 or labels.max() >= num_labels:
+            index = int(
+                np.flatnonzero((labels < 0) | (labels >= num_labels))[0]
+            )
+            raise ValueError(
+                f"Row {index}: label index {labels[index]} in column "
+                f"{spec.label_column!r} is outside [0, {num_labels - 1}]."
+            )
+    else:
+        labels = np.zeros(len(frame), int)
+        num_labels = spec.num_labels or 1
+        if num_labels != 1:
+            raise ValueError(
+                f"num_labels={num_labels} needs a `label_column` in a long "
+                "table, naming the label of each score."
+            )
+    scores = pd.to_numeric(frame[spec.score_column], errors="coerce")
+    targets = np.full(
+        (len(items), len(spec.source_names), num_labels), np.nan, "float32"
+    )
+    targets[rows, sources, labels] = scores.to_numpy(dtype="float64")
+    inputs = {
+        name: _stack_input(np.asarray(columns[name])[item_index], name)
+        for name in spec.inputs
+    }
+    _check_targets(targets, spec, items, "item")
+    return MemoryRows(inputs, targets, items)
+
+
+def _stack_input(values, name):
+    values = np.asarray(values)
+    if values.dtype != object:
+        return values
+    first = values[0] if len(values) else None
+    if isinstance(first, (str, bytes)) or first is None:
+        for index, value in enumerate(values):
+            if not isinstance(value, (str, bytes)):
+                raise ValueError(
+                    f"Row {index}: input {name!r} is {value!r}; this column "
+                    "holds text, so every row needs a string."
+                )
+        return values.astype(str)
+    arrays = [np.asarray(value) for value in values]
+    shape = arrays[0].shape
+    for index, array in enumerate(arrays):
+        if array.shape != shape:
+            raise ValueError(
+                f"Row {index}: input {name!r} has shape {array.shape}, row 0 "
+                f"has {shape}. Feature inputs need one shape; pad them and "
+                "pass a padding mask column."
+            )
+    return np.stack(arrays)
+
+
+def _num_rows(inputs, columns, spec):
+    lengths = {name: len(value) for name, value in columns.items()}
+    num_rows = lengths[spec.inputs[0]]
+    for name, length in lengths.items():
+        if length != num_rows:
+            raise ValueError(
+                f"Column {name!r} has {length} rows; column "
+                f"{spec.inputs[0]!r} has {num_rows}."
+            )
+    return num_rows
+
+
+def _label_matrix(values, column):
+    """A source column as `(rows, num_labels)` floats, NaN where missing."""
+    values = np.asarray(values)
+    if values.dtype != object:
+        matrix = values.astype("float32")
+        return matrix[:, None] if matrix.ndim == 1 else matrix
+    rows = [_cell(value, index, column) for index, value in enumerate(values)]
+    lengths = {len(row) for row in rows if row is not None}
+    if len(lengths) > 1:
+        first = next(i for i, r in enumerate(rows) if r is not None)
+        for index, row in enumerate(rows):
+            if row is not None and len(row) != len(rows[first]):
+                raise ValueError(
+                    f"Row {index}: column {column!r} holds {len(row)} "
+                    f"label(s), row {first} holds {len(rows[first])}. Every "
+                    "row needs the same number of labels (NaN where missing)."
+                )
+    width = lengths.pop() if lengths else 1
+    matrix = np.full((len(rows), width), np.nan, "float32")
+    for index, row in enumerate(rows):
+        if row is not None:
+            matrix[index] = row
+    return matrix
+
+
+def _cell(value, index, column):
+    """One cell: a number, a list of numbers (or a JSON list), or missing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value.replace("NaN", "null"))
+        except json.JSONDecodeError:
+            raise ValueError(
+                f"Row {index}: column {column!r} holds {value!r}, which is "
+                "not a number or a JSON list of numbers."
+            ) from None
+    array = np.asarray(value, dtype=object).reshape(-1)
+    try:
+        return np.array(
+            [np.nan if v is None else float(v) for v in array], "float32"
+        )
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Row {index}: column {column!r} holds {value!r}, which is not "
+            "a number or a list of numbers."
+        ) from None
+
+
+def _check_num_labels(values, spec, present_sources):
+    widths = {sid: matrix.shape[1] for sid, matrix in values.items()}
+    num_labels = spec.num_labels or (max(widths.values()) if widths else 1)
+    for source_id, column in present_sources:
+        if widths[source_id] != num_labels:
+            raise ValueError(
+                f"Column {column!r} ({spec.source_names[source_id]}) holds "
+                f"{widths[source_id]} label(s) per row, but num_labels="
+                f"{num_labels}."
+            )
+    return num_labels
+
+
+def rescale_scores(values, rule):
+    """Maps a teacher's raw scores onto `[0, 1]` (numpy or tf)."""
+    if rule == "sigmoid":
+        return (
+            1.0 / (1.0 + np.exp(-values))
+            if _is_numpy(values)
+            else (tf.sigmoid(values))
+        )
+    low, high = rule
+    return (values - low) / (high - low)
+
+
+def _is_numpy(values):
+    return isinstance(values, np.ndarray)
+
+
+def _check_targets(targets, spec, row_ids, row_word):
+    """Rescales teachers in place, then checks every present value."""
+    for k, name in enumerate(spec.vocabulary.teachers, start=1):
+        if name in spec.rescale:
+            targets[:, k] = rescale_scores(targets[:, k], spec.rescale[name])
+    with np.errstate(invalid="ignore"):
+        bad_truth = (
+            ~np.isnan(targets[:, 0])
+            & (targets[:, 0] != 0)
+            & (targets[:, 0] != 1)
+        )
+        bad_score = (targets[:, 1:] < 0) | (targets[:, 1:] > 1)
+    if bad_truth.any():
+        row, label = np.argwhere(bad_truth)[0]
+        raise ValueError(
+            f"{row_word.capitalize()} {row_ids[row]!r}: ground truth "
+            f"{_where(spec, 0, label)} is {targets[row, 0, label]}; "
+            "ground-truth labels must be 0 or 1 (NaN where unknown)."
+        )
+    if bad_score.any():
+        row, teacher, label = np.argwhere(bad_score)[0]
+        name = spec.vocabulary.teachers[teacher]
+        raise ValueError(
+            f"{row_word.capitalize()} {row_ids[row]!r}: teacher {name!r} "
+            f"{_where(spec, teacher + 1, label)} scored "
+            f"{targets[row, teacher + 1, label]}, outside [0, 1]. Teachers "
+            "give confidences; for logits or other ranges pass "
+            f'`rescale={{{name!r}: "sigmoid"}}` or `(low, high)`.'
+        )
+
+
+def _where(spec, source_id, label):
+    if spec.layout == "long":
+        place = f"(column {spec.score_column!r}"
+    elif source_id == 0:
+        place = f"(column {spec.ground_truth!r}"
+    else:
+        place = f"(column {spec.teacher_columns[source_id - 1]!r}"
+    return place + (f", label {label})" if label else ")")
+
+
+def _stream_rows(dataset, spec):
+    """Maps a dataset of row dicts to canonical rows, checked per row."""
+    element = dataset.element_spec
+    if not isinstance(element, dict):
+        raise ValueError(
+            "A tf.data source must yield dicts of columns. Received "
+            f"elements of {element}."
+        )
+    for name in spec.inputs:
+        _column(element, name, "input")
+    sources = []
+    for source_id, column in spec.wide_columns():
+        if column in element:
+            sources.append((source_id, column))
+        elif source_id != 0 or spec.ground_truth_required:
+            _column(
+                element, column, f"teacher {spec.source_names[source_id]!r}"
+            )
+    widths = {
+        column: (element[column].shape[-1] if element[column].shape.rank else 1)
+        for _, column in sources
+    }
+    num_labels = spec.num_labels or max(widths.values(), default=1)
+    for source_id, column in sources:
+        if widths[column] != num_labels:
+            raise ValueError(
+                f"Column {column!r} ({spec.source_names[source_id]}) holds "
+                f"{widths[column]} label(s) per row, but num_labels="
+                f"{num_labels}."
+            )
+    num_sources = len(spec.source_names)
+
+    def to_row(index, row):
+        columns = [tf.fill([num_labels], np.nan)] * num_sources
+        for source_id, column in sources:
+            value = tf.reshape(tf.cast(row[column], tf.float32), [num_labels])
+            name = spec.source_names[source_id]
+            if source_id in range(1, num_sources) and name in spec.rescale:
+                value = rescale_scores(value, spec.rescale[name])
+            columns[source_id] = _assert_valid(value, index, spec, source_id)
+        return {
+            "inputs": {name: row[name] for name in spec.inputs},
+            "targets": tf.stack(columns),
+        }
+
+    return dataset.enumerate().map(to_row, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _assert_valid(value, index, spec, source_id):
+    present = value[~tf.math.is_nan(value)]
+    if source_id == 0:
+        ok = tf.reduce_all((present == 0.0) | (present == 1.0))
+        message = (
+            f"ground truth {_where(spec, 0, 0)[:-1]}) must be 0 or 1 "
+            "(NaN where unknown)"
+        )
+    else:
+        name = spec.source_names[source_id]
+        ok = tf.reduce_all((present >= 0.0) & (present <= 1.0))
+        message = (
+            f"teacher {name!r} {_where(spec, source_id, 0)[:-1]}) must score "
+            f"in [0, 1]; for logits or other ranges pass `rescale`"
+        )
+    check = tf.debugging.Assert(
+        ok, ["Row", index, ":", message, "; got", value]
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(value)
+
+
+def _tfrecord_rows(path, spec):
+    """Streams a TFRecord file of `tf.train.Example`s as canonical rows."""
+    files = tf.io.gfile.glob(path)
+    if not files:
+        raise ValueError(f"No TFRecord file matches {path!r}.")
+    first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)), None)
+    if first is None:
+        raise ValueError(f"The TFRecord file {files[0]!r} is empty.")
+    example = tf.train.Example.FromString(first.numpy())
+    description = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        length = len(getattr(feature, kind).value)
+        dtype = {"bytes_list": tf.string, "float_list": tf.float32}.get(
+            kind, tf.int64
+        )
+        if kind == "bytes_list" and length == 1:
+            description[name] = tf.io.FixedLenFeature([], dtype)
+        else:
+            default = np.full([length], np.nan) if dtype == tf.float32 else None
+            description[name] = tf.io.FixedLenFeature([length], dtype, default)
+    dataset = tf.data.TFRecordDataset(files).map(
+        lambda record: tf.io.parse_single_example(record, description),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return _stream_rows(dataset, spec)
