@@ -234,7 +234,9 @@ def _wide_rows(columns, spec):
         source_id: _label_matrix(columns[column], column)
         for source_id, column in present_sources
     }
-    num_labels = _check_num_labels(values, spec, present_sources)
+    num_labels = _check_num_labels(
+        {column: values[sid].shape[1] for sid, column in present_sources}, spec
+    )
     targets = np.full(
         (num_rows, len(spec.source_names), num_labels), np.nan, "float32"
     )
@@ -404,15 +406,21 @@ def _cell(value, index, column):
         ) from None
 
 
-def _check_num_labels(values, spec, present_sources):
-    widths = {sid: matrix.shape[1] for sid, matrix in values.items()}
-    num_labels = spec.num_labels or (max(widths.values()) if widths else 1)
-    for source_id, column in present_sources:
-        if widths[source_id] != num_labels:
+def _check_num_labels(widths, spec):
+    """The number of labels, from `{column: labels per row}`."""
+    if spec.num_labels is None and len(set(widths.values())) > 1:
+        listing = ", ".join(f"{c!r} {w}" for c, w in widths.items())
+        raise ValueError(
+            "Source columns disagree on the number of labels per row: "
+            f"{listing}. Give every source the same number of values (NaN "
+            "where missing), or pass `num_labels`."
+        )
+    num_labels = spec.num_labels or max(widths.values(), default=1)
+    for column, width in widths.items():
+        if width != num_labels:
             raise ValueError(
-                f"Column {column!r} ({spec.source_names[source_id]}) holds "
-                f"{widths[source_id]} label(s) per row, but num_labels="
-                f"{num_labels}."
+                f"Column {column!r} holds {width} label(s) per row, but "
+                f"num_labels={num_labels}."
             )
     return num_labels
 
@@ -448,20 +456,25 @@ def _check_targets(targets, spec, row_ids, row_word):
     if bad_truth.any():
         row, label = np.argwhere(bad_truth)[0]
         raise ValueError(
-            f"{row_word.capitalize()} {row_ids[row]!r}: ground truth "
+            f"{row_word.capitalize()} {_display(row_ids[row])}: ground truth "
             f"{_where(spec, 0, label)} is {targets[row, 0, label]}; "
             "ground-truth labels must be 0 or 1 (NaN where unknown)."
         )
     if bad_score.any():
         row, teacher, label = np.argwhere(bad_score)[0]
         name = spec.vocabulary.teachers[teacher]
+        where = f"{row_word.capitalize()} {_display(row_ids[row])}"
         raise ValueError(
-            f"{row_word.capitalize()} {row_ids[row]!r}: teacher {name!r} "
-            f"{_where(spec, teacher + 1, label)} scored "
+            f"{where}: teacher {name!r} {_where(spec, teacher + 1, label)} scored "
             f"{targets[row, teacher + 1, label]}, outside [0, 1]. Teachers "
             "give confidences; for logits or other ranges pass "
             f'`rescale={{{name!r}: "sigmoid"}}` or `(low, high)`.'
         )
+
+
+def _display(row_id):
+    row_id = row_id.item() if isinstance(row_id, np.generic) else row_id
+    return repr(row_id)
 
 
 def _where(spec, source_id, label):
@@ -492,18 +505,15 @@ def _stream_rows(dataset, spec):
             _column(
                 element, column, f"teacher {spec.source_names[source_id]!r}"
             )
-    widths = {
-        column: (element[column].shape[-1] if element[column].shape.rank else 1)
-        for _, column in sources
-    }
-    num_labels = spec.num_labels or max(widths.values(), default=1)
-    for source_id, column in sources:
-        if widths[column] != num_labels:
-            raise ValueError(
-                f"Column {column!r} ({spec.source_names[source_id]}) holds "
-                f"{widths[column]} label(s) per row, but num_labels="
-                f"{num_labels}."
-            )
+    num_labels = _check_num_labels(
+        {
+            column: element[column].shape[-1]
+            if element[column].shape.rank
+            else 1
+            for _, column in sources
+        },
+        spec,
+    )
     num_sources = len(spec.source_names)
 
     def to_row(index, row):
@@ -524,18 +534,20 @@ def _stream_rows(dataset, spec):
 
 def _assert_valid(value, index, spec, source_id):
     present = value[~tf.math.is_nan(value)]
+    # No quotes in these messages: TensorFlow escapes them.
     if source_id == 0:
         ok = tf.reduce_all((present == 0.0) | (present == 1.0))
         message = (
-            f"ground truth {_where(spec, 0, 0)[:-1]}) must be 0 or 1 "
+            f"ground truth (column {spec.ground_truth}) must be 0 or 1 "
             "(NaN where unknown)"
         )
     else:
         name = spec.source_names[source_id]
+        column = spec.teacher_columns[source_id - 1]
         ok = tf.reduce_all((present >= 0.0) & (present <= 1.0))
         message = (
-            f"teacher {name!r} {_where(spec, source_id, 0)[:-1]}) must score "
-            f"in [0, 1]; for logits or other ranges pass `rescale`"
+            f"teacher {name} (column {column}) must score in [0, 1]; for "
+            "logits or other ranges pass `rescale`"
         )
     check = tf.debugging.Assert(
         ok, ["Row", index, ":", message, "; got", value]

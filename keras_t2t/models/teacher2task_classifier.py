@@ -183,8 +183,10 @@ class Teacher2TaskClassifier(Task):
         # In-memory inputs are checked here, before batching, so that a bad
         # value is reported as a `ValueError` naming its example; datasets
         # are checked batch by batch inside the input pipeline.
-        if isinstance(x, dict) and not any(
-            isinstance(value, tf.Tensor) for value in x.values()
+        if (
+            self.preprocessor is None
+            and isinstance(x, dict)
+            and not any(isinstance(value, tf.Tensor) for value in x.values())
         ):
             x = {name: np.asarray(value) for name, value in x.items()}
             x = self._complete_and_check_inputs(x)

@@ -1,0 +1,274 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+import keras_t2t
+from keras_t2t.data import expand
+from tests.data.tables import VOCABULARY
+from tests.data.tables import collect
+from tests.data.tables import expected_examples
+from tests.data.tables import wide_table
+from tests.test_case import TestCase
+
+
+def expand_table(table, **kwargs):
+    return expand(table, VOCABULARY, ["row", "text"], "label", **kwargs)
+
+
+class ExpandTest(TestCase):
+    def test_every_present_value_exactly_once(self):
+        table = wide_table(num_rows=30)
+        self.assertEqual(collect(expand_table(table)), expected_examples(table))
+
+    def test_multi_label(self):
+        table = wide_table(num_rows=20, num_labels=3, seed=1)
+        examples = collect(expand_table(table))
+        self.assertEqual(examples, expected_examples(table))
+        self.assertTrue(any("nan" in target for _, _, target in examples))
+
+    def test_unbatched_and_batched_paths_agree(self):
+        table = wide_table(num_rows=25)
+        unbatched = collect(expand_table(table))
+        batched = []
+        for x, target, _ in expand_table(
+            table, batch_size=4
+        ).as_numpy_iterator():
+            self.assertLessEqual(len(target), 4)
+            for i in range(len(target)):
+                batched.append(
+                    (
+                        int(x["row"][i]),
+                        int(x["teacher_id"][i]),
+                        tuple(
+                            "nan" if np.isnan(v) else f"{v:.5f}"
+                            for v in np.atleast_1d(target[i])
+                        ),
+                    )
+                )
+        self.assertEqual(sorted(batched), unbatched)
+
+    def test_eager_iteration_matches(self):
+        table = wide_table(num_rows=10)
+        eager = []
+        for x, target, _ in expand_table(table):
+            eager.append(
+                (
+                    int(x["row"].numpy()),
+                    int(x["teacher_id"].numpy()),
+                    tuple(f"{v:.5f}" for v in target.numpy()),
+                )
+            )
+        self.assertEqual(sorted(eager), expected_examples(table))
+
+    def test_outputs_and_weights(self):
+        table = wide_table(num_rows=10)
+        dataset = expand_table(
+            table, ground_truth_weight=5.0, teacher_weight={"afinn": 0.5}
+        )
+        x, target, weight = next(iter(dataset))
+        self.assertEqual(x["teacher_id"].dtype, tf.int32)
+        self.assertEqual(target.shape, (1,))
+        weights = {
+            int(x["teacher_id"]): float(w)
+            for x, _, w in dataset.as_numpy_iterator()
+        }
+        self.assertEqual(weights, {0: 5.0, 1: 1.0, 2: 1.0, 3: 0.5})
+
+    def test_shuffle_is_seeded_and_mixes_tasks(self):
+        table = wide_table(num_rows=60)
+
+        def order(seed):
+            dataset = expand_table(table, shuffle_buffer=100, seed=seed)
+            return [
+                (int(x["row"]), int(x["teacher_id"]))
+                for x, _, _ in dataset.as_numpy_iterator()
+            ]
+
+        self.assertEqual(order(3), order(3))
+        self.assertNotEqual(order(3), order(4))
+        plain = [
+            (int(x["row"]), int(x["teacher_id"]))
+            for x, _, _ in expand_table(table).as_numpy_iterator()
+        ]
+        self.assertNotEqual(order(3), plain)
+        self.assertEqual(sorted(order(3)), sorted(plain))
+
+    def test_balance_oversamples_the_ground_truth(self):
+        table = wide_table(num_rows=200)
+        dataset = expand_table(table, balance=0.5, seed=0)
+        ids = np.array(
+            [int(x["teacher_id"]) for x, _, _ in dataset.as_numpy_iterator()]
+        )
+        teacher_examples = sum(1 for e in expected_examples(table) if e[1] > 0)
+        self.assertEqual(int((ids > 0).sum()), teacher_examples)
+        self.assertAlmostEqual(float((ids == 0).mean()), 0.5, delta=0.1)
+
+    def test_table_without_ground_truth(self):
+        table = wide_table(num_rows=10)
+        del table["label"]
+        dataset = expand(table, VOCABULARY, ["row"])
+        ids = {int(x["teacher_id"]) for x, _, _ in dataset.as_numpy_iterator()}
+        self.assertEqual(ids, {1, 2, 3})
+
+    def test_feeds_fit(self):
+        data = keras_t2t.datasets.make_synthetic_teachers(num_rows=64)
+        table = {
+            "features": data["inputs"]["features"],
+            "padding_mask": data["inputs"]["padding_mask"],
+            "label": data["labels"][:, 0],
+            "vader": data["teacher_scores"][:, 0, 0],
+            "textblob": data["teacher_scores"][:, 1, 0],
+            "afinn": data["teacher_scores"][:, 2, 0],
+        }
+        dataset = expand(
+            table,
+            VOCABULARY,
+            ["features", "padding_mask"],
+            "label",
+            shuffle_buffer=256,
+            seed=0,
+            batch_size=16,
+        )
+        backbone = keras_t2t.models.Teacher2TaskBackbone(
+            num_teachers=3,
+            feature_dim=8,
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+        )
+        classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
+        history = classifier.fit(dataset, epochs=2, verbose=0)
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+
+
+class ExpandPropertyTest(TestCase):
+    @settings(max_examples=25, deadline=None)
+    @given(
+        num_rows=st.integers(1, 40),
+        num_labels=st.integers(1, 3),
+        missing=st.floats(0.0, 1.0),
+        seed=st.integers(0, 2**16),
+    )
+    def test_each_present_value_once(self, num_rows, num_labels, missing, seed):
+        rng = np.random.default_rng(seed)
+        shape = (num_rows, num_labels)
+        table = {
+            "row": np.arange(num_rows),
+            "label": rng.integers(0, 2, shape).astype("float32"),
+        }
+        for name in VOCABULARY.teachers:
+            table[name] = rng.random(shape).astype("float32")
+        for column in ["label", *VOCABULARY.teachers]:
+            table[column][rng.random(shape) < missing] = np.nan
+        expected = expected_examples(table)
+        if not expected:
+            with pytest.raises(ValueError, match="expansion would be empty"):
+                expand(table, VOCABULARY, "row", "label")
+            return
+        dataset = expand(
+            table, VOCABULARY, "row", "label", shuffle_buffer=8, seed=seed
+        )
+        self.assertEqual(collect(dataset), expected)
+
+
+class ExpandBadInputTest(TestCase):
+    def test_teacher_score_outside_range(self):
+        table = wide_table(num_rows=10)
+        table["textblob"][6] = 1.5
+        with pytest.raises(
+            ValueError, match=r"Row 6: teacher 'textblob' \(column 'textblob'\)"
+        ):
+            expand_table(table)
+
+    def test_rescaling_is_opt_in(self):
+        table = wide_table(num_rows=10)
+        table["afinn"] = table["afinn"] * 10 - 5  # AFINN-like range.
+        table["vader"] = np.log(table["vader"] / (1 - table["vader"]))
+        dataset = expand_table(
+            table, rescale={"afinn": (-5, 5), "vader": "sigmoid"}
+        )
+        self.assertEqual(collect(dataset), expected_examples(wide_table(10)))
+
+    def test_ground_truth_not_binary(self):
+        table = wide_table(num_rows=10)
+        table["label"][7] = 0.5
+        with pytest.raises(
+            ValueError, match=r"Row 7: ground truth \(column 'label'\) is 0.5"
+        ):
+            expand_table(table)
+
+    def test_unknown_teacher_column(self):
+        with pytest.raises(ValueError, match="'gemini'.*not a teacher"):
+            expand_table(wide_table(), teachers=["vader", "gemini"])
+        with pytest.raises(ValueError, match="no column 'afinn' for 'afinn'"):
+            table = wide_table()
+            del table["afinn"]
+            expand_table(table)
+
+    def test_missing_named_ground_truth_column(self):
+        table = wide_table()
+        del table["label"]
+        with pytest.raises(ValueError, match="no column 'label'"):
+            expand_table(table)
+
+    def test_inconsistent_num_labels(self):
+        table = wide_table(num_rows=4)
+        cells = np.empty(4, dtype=object)
+        cells[:] = [[0.1, 0.2], None, [0.3], [0.4, 0.5]]
+        table["vader"] = cells
+        with pytest.raises(
+            ValueError, match=r"Row 2: column 'vader' holds 1 label"
+        ):
+            expand_table(table)
+        table["vader"] = np.full((4, 2), 0.5)
+        with pytest.raises(ValueError, match=r"disagree.*'label' 1, 'vader' 2"):
+            expand_table(table)
+        with pytest.raises(ValueError, match=r"'vader' holds 2 .*num_labels=1"):
+            expand_table(table, num_labels=1)
+
+    def test_inconsistent_feature_shapes(self):
+        table = wide_table(num_rows=3)
+        features = np.empty(3, dtype=object)
+        features[:] = [np.zeros((4, 2)), np.zeros((4, 2)), np.zeros((5, 2))]
+        table["features"] = features
+        with pytest.raises(
+            ValueError, match=r"Row 2: input 'features'.*\(5, 2\)"
+        ):
+            expand(table, VOCABULARY, "features", "label")
+
+    def test_empty_result(self):
+        table = wide_table(num_rows=5)
+        for column in ["label", *VOCABULARY.teachers]:
+            table[column][:] = np.nan
+        with pytest.raises(
+            ValueError, match="5 rows.*expansion would be empty"
+        ):
+            expand_table(table)
+
+    def test_missing_values_are_not_errors(self):
+        table = wide_table(num_rows=6)
+        table["vader"] = np.array([None, 0.5, None, 0.1, None, None], object)
+        collect(expand_table(table))
+
+    def test_streamed_score_outside_range(self):
+        table = wide_table(num_rows=10)
+        table["afinn"][8] = -0.5
+        dataset = tf.data.Dataset.from_tensor_slices(table)
+        with pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match=r"teacher afinn \(column afinn\).*\[0, 1\]",
+        ) as error:
+            collect(expand(dataset, VOCABULARY, ["row", "text"], "label"))
+        self.assertIn("Row] [8]", str(error.value).replace('"', ""))
+
+    def test_bad_arguments(self):
+        with pytest.raises(ValueError, match="`balance` must be in"):
+            expand_table(wide_table(), balance=1.5)
+        with pytest.raises(ValueError, match='"wide" or "long"'):
+            expand_table(wide_table(), layout="tall")
+        with pytest.raises(ValueError, match="no input column 'txt'"):
+            expand(wide_table(), VOCABULARY, "txt", "label")
