@@ -464,8 +464,9 @@ def _check_targets(targets, spec, row_ids, row_word):
         row, teacher, label = np.argwhere(bad_score)[0]
         name = spec.vocabulary.teachers[teacher]
         where = f"{row_word.capitalize()} {_display(row_ids[row])}"
+        column = _where(spec, teacher + 1, label)
         raise ValueError(
-            f"{where}: teacher {name!r} {_where(spec, teacher + 1, label)} scored "
+            f"{where}: teacher {name!r} {column} scored "
             f"{targets[row, teacher + 1, label]}, outside [0, 1]. Teachers "
             "give confidences; for logits or other ranges pass "
             f'`rescale={{{name!r}: "sigmoid"}}` or `(low, high)`.'
