@@ -3,6 +3,7 @@ from keras_t2t.data.expand_arrays import expand_arrays
 from keras_t2t.data.summary import ExpansionSummary
 from keras_t2t.data.summary import summarize
 from keras_t2t.data.text import TextPreprocessor
+from keras_t2t.data.tfds_builder import save_as_tfds
 from keras_t2t.data.text import train_sentencepiece
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "TextPreprocessor",
     "expand",
     "expand_arrays",
+    "save_as_tfds",
     "summarize",
     "train_sentencepiece",
 ]

@@ -573,11 +573,10 @@ def _tfrecord_rows(path, spec):
         dtype = {"bytes_list": tf.string, "float_list": tf.float32}.get(
             kind, tf.int64
         )
-        if kind == "bytes_list" and length == 1:
-            description[name] = tf.io.FixedLenFeature([], dtype)
-        else:
-            default = np.full([length], np.nan) if dtype == tf.float32 else None
-            description[name] = tf.io.FixedLenFeature([length], dtype, default)
+        # A one-value list is a scalar column; a missing float is NaN.
+        shape = [] if length == 1 else [length]
+        default = np.full(shape, np.nan) if dtype == tf.float32 else None
+        description[name] = tf.io.FixedLenFeature(shape, dtype, default)
     dataset = tf.data.TFRecordDataset(files).map(
         lambda record: tf.io.parse_single_example(record, description),
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -1,0 +1,171 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_t2t
+from keras_t2t.data import expand
+from tests.data.tables import VOCABULARY
+from tests.data.tables import collect
+from tests.data.tables import expected_examples
+from tests.data.tables import to_frame
+from tests.data.tables import to_long
+from tests.data.tables import wide_table
+from tests.test_case import TestCase
+
+INPUTS = ["row", "text"]
+
+
+def write_tfrecord(table, path):
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(len(table["row"])):
+            feature = {
+                "row": tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=[table["row"][i]])
+                ),
+                "text": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(
+                        value=[table["text"][i].encode()]
+                    )
+                ),
+            }
+            for column in ["label", *VOCABULARY.teachers]:
+                values = np.atleast_1d(table[column][i])
+                feature[column] = tf.train.Feature(
+                    float_list=tf.train.FloatList(value=values)
+                )
+            example = tf.train.Example(
+                features=tf.train.Features(feature=feature)
+            )
+            writer.write(example.SerializeToString())
+
+
+class SourcesTest(TestCase):
+    """Every source and layout gives the same expanded set."""
+
+    def setUp(self):
+        super().setUp()
+        self.table = wide_table(num_rows=15, num_labels=2, seed=5)
+        self.expected = expected_examples(self.table)
+        self.directory = self.get_temp_dir()
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    def assert_expands_to_expected(self, source, **kwargs):
+        kwargs.setdefault("ground_truth", "label")
+        dataset = expand(source, VOCABULARY, INPUTS, **kwargs)
+        self.assertEqual(collect(dataset), self.expected)
+
+    def test_dict_of_arrays(self):
+        self.assert_expands_to_expected(self.table)
+
+    def test_dataframe(self):
+        self.assert_expands_to_expected(to_frame(self.table))
+
+    def test_csv_with_json_list_cells(self):
+        frame = to_frame(self.table)
+        for column in ["label", *VOCABULARY.teachers]:
+            frame[column] = [
+                json.dumps([None if np.isnan(v) else float(v) for v in cell])
+                for cell in frame[column]
+            ]
+        frame.to_csv(self.path("table.csv"), index=False)
+        self.assert_expands_to_expected(self.path("table.csv"))
+
+    def test_single_label_csv_with_empty_cells(self):
+        table = wide_table(num_rows=15, seed=2)
+        to_frame(table).to_csv(self.path("single.csv"), index=False)
+        with open(self.path("single.csv")) as f:
+            self.assertIn(",,", f.read())  # NaN is written as an empty cell.
+        dataset = expand(self.path("single.csv"), VOCABULARY, INPUTS, "label")
+        self.assertEqual(collect(dataset), expected_examples(table))
+
+    def test_json_lines(self):
+        to_frame(self.table).to_json(
+            self.path("table.jsonl"), orient="records", lines=True
+        )
+        self.assert_expands_to_expected(self.path("table.jsonl"))
+
+    def test_parquet(self):
+        to_frame(self.table).to_parquet(self.path("table.parquet"))
+        self.assert_expands_to_expected(self.path("table.parquet"))
+
+    def test_tfrecord(self):
+        write_tfrecord(self.table, self.path("table.tfrecord"))
+        self.assert_expands_to_expected(self.path("table.tfrecord"))
+
+    def test_tf_data(self):
+        dataset = tf.data.Dataset.from_tensor_slices(self.table)
+        self.assert_expands_to_expected(dataset)
+
+    def test_tfds(self):
+        import tensorflow_datasets as tfds
+
+        keras_t2t.data.save_as_tfds(
+            {"train": self.table, "test": to_frame(self.table)},
+            VOCABULARY,
+            INPUTS,
+            name="keras_t2t_test_table",
+            data_dir=self.directory,
+            ground_truth="label",
+        )
+        for split in ("train", "test"):
+            rows = tfds.load(
+                "keras_t2t_test_table",
+                data_dir=self.directory,
+                split=split,
+                try_gcs=False,
+            )
+            self.assert_expands_to_expected(rows, ground_truth=None)
+
+    def test_long_layout(self):
+        long = to_long(self.table)
+        self.assert_expands_to_expected(
+            long, ground_truth=None, layout="long", label_column="label"
+        )
+        long.to_csv(self.path("long.csv"), index=False)
+        self.assert_expands_to_expected(
+            self.path("long.csv"),
+            ground_truth=None,
+            layout="long",
+            label_column="label",
+            num_labels=2,
+        )
+
+    def test_teacher_columns_under_other_names(self):
+        table = dict(self.table)
+        table["model_a"] = table.pop("vader")
+        self.assert_expands_to_expected(
+            table,
+            teachers={
+                "model_a": "vader",
+                "textblob": "textblob",
+                "afinn": "afinn",
+            },
+        )
+
+    def test_long_layout_duplicate_pair(self):
+        long = to_long(wide_table(num_rows=6, seed=1))
+        long = long.drop(columns="label")
+        long.loc[len(long)] = long.iloc[2]
+        with pytest.raises(
+            ValueError, match=r"Row \d+: item 'item-\d+' has more than one"
+        ):
+            expand(long, VOCABULARY, INPUTS, layout="long")
+
+    def test_long_layout_unknown_source(self):
+        long = to_long(wide_table(num_rows=6, seed=1)).drop(columns="label")
+        long.loc[3, "source"] = "gemini"
+        with pytest.raises(ValueError, match="Row 3: source 'gemini'"):
+            expand(long, VOCABULARY, INPUTS, layout="long")
+
+    def test_unknown_file_format(self):
+        with pytest.raises(ValueError, match="suffix"):
+            expand(self.path("table.xlsx"), VOCABULARY, INPUTS)
+
+    def test_unsupported_source(self):
+        with pytest.raises(ValueError, match="dict of arrays"):
+            expand([1, 2, 3], VOCABULARY, INPUTS)
