@@ -3,8 +3,8 @@ from keras_t2t.data.expand_arrays import expand_arrays
 from keras_t2t.data.summary import ExpansionSummary
 from keras_t2t.data.summary import summarize
 from keras_t2t.data.text import TextPreprocessor
-from keras_t2t.data.tfds_builder import save_as_tfds
 from keras_t2t.data.text import train_sentencepiece
+from keras_t2t.data.tfds_builder import save_as_tfds
 
 __all__ = [
     "ExpansionSummary",

@@ -113,10 +113,15 @@ class TextPreprocessor(keras.layers.Layer):
         texts = tf.convert_to_tensor(texts)
         scalar = texts.shape.rank == 0
         texts = tf.reshape(texts, [-1])
-        ids = self.tokenizer(texts)
+        if tf.executing_eagerly():
+            # KerasHub tokenizers turn eager results into Python lists; in a
+            # `tf.function` they stay (ragged) tensors, as in `tf.data`.
+            ids = tf.function(self.tokenizer, reduce_retracing=True)(texts)
+        else:
+            ids = self.tokenizer(texts)
         if not isinstance(ids, tf.RaggedTensor):
             ids = tf.RaggedTensor.from_tensor(
-                tf.convert_to_tensor(ids), padding=self.tokenizer.pad_token_id
+                ids, padding=self.tokenizer.pad_token_id
             )
         return tf.cast(ids, tf.int32), scalar
 
