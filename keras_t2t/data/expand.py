@@ -128,13 +128,18 @@ def expand(
     rows = read_rows(source, spec, file_format=file_format)
     if isinstance(rows, MemoryRows):
         _check_not_empty(rows.targets, spec)
-        rows = rows.to_dataset()
 
+    raw_rows = rows.dataset
     if shuffle_buffer:
-        rows = rows.shuffle(shuffle_buffer, seed=seed)
+        raw_rows = raw_rows.shuffle(shuffle_buffer, seed=seed)
     weights = _source_weights(vocabulary, ground_truth_weight, teacher_weight)
     examples = (
-        rows.batch(_BLOCK_ROWS)
+        raw_rows.batch(_BLOCK_ROWS)
+        .map(
+            rows.parse_block,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         .map(
             lambda block: _expand_block(block, weights),
             num_parallel_calls=tf.data.AUTOTUNE,

@@ -130,7 +130,10 @@ class TableSpec:
 
 
 class MemoryRows:
-    """A table held in memory: `inputs`, `targets` and `row_ids`."""
+    """A table held in memory: `inputs`, `targets` and `row_ids`.
+
+    It streams like `StreamRows`, its rows already checked.
+    """
 
     def __init__(self, inputs, targets, row_ids):
         self.inputs = inputs
@@ -140,14 +143,21 @@ class MemoryRows:
     def __len__(self):
         return len(self.targets)
 
-    def to_dataset(self):
-        return tf.data.Dataset.from_tensor_slices(
-            {"inputs": self.inputs, "targets": self.targets}
-        )
+    @property
+    def dataset(self):
+        rows = {"inputs": self.inputs, "targets": self.targets}
+        return tf.data.Dataset.from_tensor_slices(rows).enumerate()
+
+    @staticmethod
+    def parse_block(index, rows):
+        return rows
+
+    def blocks(self, block_size):
+        return self.dataset.batch(block_size).map(self.parse_block)
 
 
 def read_rows(source, spec, file_format=None):
-    """Reads `source` into `MemoryRows` or a `tf.data.Dataset` of rows."""
+    """Reads `source` into `MemoryRows` or `StreamRows`."""
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
         file_format = file_format or _infer_format(source)
@@ -488,14 +498,43 @@ def _where(spec, source_id, label):
     return place + (f", label {label})" if label else ")")
 
 
+class StreamRows:
+    """A streamed table: raw rows, and how to turn a block of them into
+    canonical, checked rows.
+
+    `dataset` yields `(row_index, raw_row)`; `parse_block` maps a batch of
+    those to `{"inputs": ..., "targets": (block, 1 + N, num_labels)}`.
+    Working in blocks keeps the per-row cost of parsing and checking low.
+    """
+
+    def __init__(self, dataset, parse_block):
+        self.dataset = dataset
+        self.parse_block = parse_block
+
+    def blocks(self, block_size):
+        return self.dataset.batch(block_size).map(
+            self.parse_block,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+
+
 def _stream_rows(dataset, spec):
-    """Maps a dataset of row dicts to canonical rows, checked per row."""
+    """Reads a dataset of row dicts as a `StreamRows`."""
     element = dataset.element_spec
     if not isinstance(element, dict):
         raise ValueError(
             "A tf.data source must yield dicts of columns. Received "
             f"elements of {element}."
         )
+    to_block = _block_converter(element, spec)
+    return StreamRows(
+        dataset.enumerate(), lambda index, rows: to_block(index, rows)
+    )
+
+
+def _block_converter(element, spec):
+    """Checks the columns of `element`; returns `(index, block) -> rows`."""
     for name in spec.inputs:
         _column(element, name, "input")
     sources = []
@@ -503,9 +542,7 @@ def _stream_rows(dataset, spec):
         if column in element:
             sources.append((source_id, column))
         elif source_id != 0 or spec.ground_truth_required:
-            _column(
-                element, column, f"teacher {spec.source_names[source_id]!r}"
-            )
+            _column(element, column, f"{spec.source_names[source_id]!r}")
     num_labels = _check_num_labels(
         {
             column: element[column].shape[-1]
@@ -517,27 +554,32 @@ def _stream_rows(dataset, spec):
     )
     num_sources = len(spec.source_names)
 
-    def to_row(index, row):
-        columns = [tf.fill([num_labels], np.nan)] * num_sources
+    def to_block(index, rows):
+        size = tf.shape(index)[0]
+        missing = tf.fill([size, num_labels], np.nan)
+        columns = [missing] * num_sources
         for source_id, column in sources:
-            value = tf.reshape(tf.cast(row[column], tf.float32), [num_labels])
+            value = tf.reshape(
+                tf.cast(rows[column], tf.float32), [size, num_labels]
+            )
             name = spec.source_names[source_id]
-            if source_id in range(1, num_sources) and name in spec.rescale:
+            if source_id > 0 and name in spec.rescale:
                 value = rescale_scores(value, spec.rescale[name])
             columns[source_id] = _assert_valid(value, index, spec, source_id)
         return {
-            "inputs": {name: row[name] for name in spec.inputs},
-            "targets": tf.stack(columns),
+            "inputs": {name: rows[name] for name in spec.inputs},
+            "targets": tf.stack(columns, axis=1),
         }
 
-    return dataset.enumerate().map(to_row, num_parallel_calls=tf.data.AUTOTUNE)
+    return to_block
 
 
 def _assert_valid(value, index, spec, source_id):
-    present = value[~tf.math.is_nan(value)]
+    """Stops the pipeline at the first row of a block with a bad value."""
+    present = ~tf.math.is_nan(value)
     # No quotes in these messages: TensorFlow escapes them.
     if source_id == 0:
-        ok = tf.reduce_all((present == 0.0) | (present == 1.0))
+        bad = present & (value != 0.0) & (value != 1.0)
         message = (
             f"ground truth (column {spec.ground_truth}) must be 0 or 1 "
             "(NaN where unknown)"
@@ -545,20 +587,34 @@ def _assert_valid(value, index, spec, source_id):
     else:
         name = spec.source_names[source_id]
         column = spec.teacher_columns[source_id - 1]
-        ok = tf.reduce_all((present >= 0.0) & (present <= 1.0))
+        bad = present & ((value < 0.0) | (value > 1.0))
         message = (
             f"teacher {name} (column {column}) must score in [0, 1]; for "
             "logits or other ranges pass `rescale`"
         )
+    bad_rows = tf.reduce_any(bad, axis=-1)
     check = tf.debugging.Assert(
-        ok, ["Row", index, ":", message, "; got", value]
+        ~tf.reduce_any(bad_rows),
+        [
+            "Row",
+            tf.boolean_mask(index, bad_rows)[:1],
+            ":",
+            message,
+            "; got",
+            tf.boolean_mask(value, bad_rows)[:1],
+        ],
     )
     with tf.control_dependencies([check]):
         return tf.identity(value)
 
 
 def _tfrecord_rows(path, spec):
-    """Streams a TFRecord file of `tf.train.Example`s as canonical rows."""
+    """Streams a TFRecord file of `tf.train.Example`s as a `StreamRows`.
+
+    Records are parsed a block at a time with `tf.io.parse_example`, and
+    the feature layout is read off the first record: a one-value list is a
+    scalar column, a float missing from a record is NaN.
+    """
     files = tf.io.gfile.glob(path)
     if not files:
         raise ValueError(f"No TFRecord file matches {path!r}.")
@@ -573,12 +629,16 @@ def _tfrecord_rows(path, spec):
         dtype = {"bytes_list": tf.string, "float_list": tf.float32}.get(
             kind, tf.int64
         )
-        # A one-value list is a scalar column; a missing float is NaN.
         shape = [] if length == 1 else [length]
         default = np.full(shape, np.nan) if dtype == tf.float32 else None
         description[name] = tf.io.FixedLenFeature(shape, dtype, default)
-    dataset = tf.data.TFRecordDataset(files).map(
-        lambda record: tf.io.parse_single_example(record, description),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return _stream_rows(dataset, spec)
+    element = {
+        name: tf.TensorSpec(feature.shape, feature.dtype)
+        for name, feature in description.items()
+    }
+    to_block = _block_converter(element, spec)
+
+    def parse_block(index, records):
+        return to_block(index, tf.io.parse_example(records, description))
+
+    return StreamRows(tf.data.TFRecordDataset(files).enumerate(), parse_block)

@@ -116,17 +116,8 @@ def summarize(
 
     if isinstance(rows, MemoryRows):
         _check_not_empty(rows.targets, spec)
-        for start in range(0, len(rows), _SUMMARY_BLOCK):
-            add(
-                rows.targets[start : start + _SUMMARY_BLOCK],
-                {
-                    k: v[start : start + _SUMMARY_BLOCK]
-                    for k, v in rows.inputs.items()
-                },
-            )
-    else:
-        for block in rows.batch(_SUMMARY_BLOCK).as_numpy_iterator():
-            add(block["targets"], block["inputs"])
+    for block in rows.blocks(_SUMMARY_BLOCK).as_numpy_iterator():
+        add(block["targets"], block["inputs"])
     if counts["present"] is None or not counts["examples"].any():
         raise ValueError(
             f"The table ({counts['rows']} rows) has no value from any source "

@@ -103,9 +103,9 @@ def _canonical(source, spec):
     return columns
 
 
-def _collect(dataset):
+def _collect(rows):
     inputs, targets = {}, []
-    for block in dataset.batch(4096).as_numpy_iterator():
+    for block in rows.blocks(4096).as_numpy_iterator():
         for name, value in block["inputs"].items():
             inputs.setdefault(name, []).append(value)
         targets.append(block["targets"])
