@@ -167,9 +167,40 @@ class Teacher2TaskClassifier(Task):
         if self.built and self.optimizer is not None:
             self.optimizer.build(self.trainable_variables)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        sample_weight=None,
+        shuffle=True,
+        validation_split=None,
+        validation_data=None,
+        **kwargs,
+    ):
         x, y = self._check_arrays(x, y)
-        return super().fit(x, y, *args, **kwargs)
+        if _in_memory(x):
+            # KerasHub's pipeline turns arrays into a dataset without
+            # shuffling them; Teacher2Task examples arrive grouped by row
+            # and task, so shuffle here as Keras does for arrays.
+            data = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+            if validation_split and validation_data is None:
+                data, validation_data = _split(data, validation_split)
+            x = tf.data.Dataset.from_tensor_slices(data)
+            if shuffle:
+                x = x.shuffle(len(_first(data)), reshuffle_each_iteration=True)
+            x = x.batch(batch_size or 32)
+            y = sample_weight = batch_size = validation_split = None
+        return super().fit(
+            x,
+            y,
+            batch_size=batch_size,
+            sample_weight=sample_weight,
+            shuffle=False,  # Datasets come shuffled (or not) by their maker.
+            validation_split=validation_split,
+            validation_data=validation_data,
+            **kwargs,
+        )
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x, y = self._check_arrays(x, y)
@@ -328,3 +359,27 @@ def _check_teacher_ids(teacher_id, num_teachers, backend):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(teacher_id)
+
+
+def _in_memory(x):
+    return isinstance(x, dict) and all(
+        isinstance(value, np.ndarray) for value in x.values()
+    )
+
+
+def _first(data):
+    return next(iter(keras.tree.flatten(data)))
+
+
+def _split(data, validation_split):
+    """Splits arrays as Keras does: the last `validation_split` is held out."""
+    size = len(_first(data))
+    cut = int(size * (1.0 - validation_split))
+    if not 0 < cut < size:
+        raise ValueError(
+            f"{size} examples cannot be split with validation_split="
+            f"{validation_split}."
+        )
+    train = keras.tree.map_structure(lambda a: a[:cut], data)
+    held_out = keras.tree.map_structure(lambda a: a[cut:], data)
+    return train, held_out

@@ -197,3 +197,22 @@ class Teacher2TaskClassifierTest(TestCase):
             feature_classifier(
                 teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b"])
             )
+
+    def test_fit_shuffles_arrays_and_splits_validation(self):
+        _, x, y, weight = expanded(num_rows=64)
+
+        def trained(**kwargs):
+            keras.utils.set_random_seed(7)
+            classifier = feature_classifier()
+            history = classifier.fit(
+                x, y, sample_weight=weight, batch_size=16, verbose=0, **kwargs
+            )
+            return classifier.predict(x, verbose=0), history.history
+
+        in_order, _ = trained(shuffle=False)
+        in_order_again, _ = trained(shuffle=False)
+        shuffled, history = trained(validation_split=0.25)
+        self.assertAllClose(in_order, in_order_again)
+        self.assertGreater(float(np.abs(shuffled - in_order).max()), 1e-4)
+        self.assertIn("val_loss", history)
+        self.assertIn("val_pr_auc", history)
