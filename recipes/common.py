@@ -1,0 +1,476 @@
+"""What every recipe shares: splits, baselines, student training, reports.
+
+A recipe supplies model inputs for every row, true labels, teacher scores
+(NaN where a teacher did not score) and a classical reference model; this
+module runs, on the same splits and in one process, every teacher, the
+aggregation heuristics Teacher2Task replaces, the same student trained on
+aggregated pseudo-labels and on ground truth alone, and Teacher2Task, over
+several seeds, and writes `results.json`, `results.md` and a PR-curve plot.
+
+Honesty rules, applied to every method alike:
+- The test split is never used to choose anything.
+- Settings (checkpoint step, regularisation strength) are chosen on a
+  validation split carved from the training rows. Its labels are used for
+  that choice only, never as training targets.
+- Only `ground_truth_fraction` of the remaining training rows have labels.
+"""
+
+import json
+import os
+import time
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.metrics import average_precision_score
+from sklearn.metrics import precision_recall_curve
+
+import keras_t2t
+
+STUDENTS = ("teacher2task", "student_pseudo_labels", "student_ground_truth")
+
+# keras-hub's T5 layers pass `mask=` to attention layers that take no Keras
+# mask; the warning is theirs and says nothing about this run.
+warnings.filterwarnings("ignore", message=".*T5MultiHeadAttention.*")
+
+
+def add_common_flags(parser, **defaults):
+    """Flags every recipe takes; `defaults` overrides per recipe."""
+    settings = {
+        "seeds": 3,
+        "ground_truth_fraction": 0.05,
+        "test_fraction": 0.2,
+        "validation_fraction": 0.1,
+        "num_layers": 2,
+        "num_heads": 4,
+        "hidden_dim": 128,
+        "intermediate_dim": 512,
+        "dropout": 0.1,
+        "batch_size": 64,
+        "steps": 600,
+        "eval_every": 100,
+        "learning_rate": 1e-3,
+        "ground_truth_weight": 5.0,
+    }
+    settings.update(defaults)
+    parser.add_argument("--output", default="outputs/" + defaults.pop("name"))
+    for name, value in settings.items():
+        if name == "name":
+            continue
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=type(value), default=value
+        )
+    parser.add_argument(
+        "--teacher-sweep",
+        action="store_true",
+        help="Also train Teacher2Task with the first 1, 2, ..., N teachers.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="A tiny run (1 seed, few steps) to check that everything works.",
+    )
+    return parser
+
+
+def parse(parser, argv=None):
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.steps, args.eval_every = 1, 20, 10
+        args.num_layers, args.hidden_dim, args.intermediate_dim = 1, 16, 32
+        args.num_heads = 2
+    return args
+
+
+class Task:
+    """One recipe's data: everything `run` needs.
+
+    Args:
+        name: str. The recipe, for the report.
+        inputs: dict of arrays, the student's inputs for every row.
+        labels: float array `(rows, num_labels)`, all true labels.
+        teacher_scores: float array `(rows, N, num_labels)`, NaN where a
+            teacher did not score.
+        teacher_names: list of str.
+        backbone_args: dict. `vocabulary_size` or `feature_dim`.
+        classical: callable `(train_rows, targets, weights, val_rows,
+            val_labels, test_rows) -> test scores`, the reference a
+            practitioner would try first, fitted on hard or soft targets.
+        classical_name: str.
+        groups: int array `(rows,)` or `None`. Rows sharing a group are
+            kept in one split (e.g. clips made of the same images).
+    """
+
+    def __init__(
+        self,
+        name,
+        inputs,
+        labels,
+        teacher_scores,
+        teacher_names,
+        backbone_args,
+        classical,
+        classical_name,
+        groups=None,
+    ):
+        self.name = name
+        self.inputs = inputs
+        self.labels = labels.astype("float32")
+        self.teacher_scores = teacher_scores.astype("float32")
+        self.teacher_names = list(teacher_names)
+        self.backbone_args = backbone_args
+        self.classical = classical
+        self.classical_name = classical_name
+        self.groups = groups
+
+
+def split_rows(num_rows, args, seed):
+    """Test, validation and train rows; the labelled share of train."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(num_rows)
+    num_test = int(num_rows * args.test_fraction)
+    num_val = int(num_rows * args.validation_fraction)
+    test, val, train = np.split(order, [num_test, num_test + num_val])
+    labelled = rng.random(len(train)) < args.ground_truth_fraction
+    return train, val, test, labelled
+
+
+def pr_auc(labels, scores):
+    """Macro PR-AUC over labels, on rows with a score."""
+    labels = np.asarray(labels).reshape(len(labels), -1)
+    scores = np.asarray(scores).reshape(len(scores), -1)
+    values = []
+    for k in range(labels.shape[1]):
+        scored = ~np.isnan(scores[:, k])
+        if labels[scored, k].sum() > 0:
+            values.append(
+                average_precision_score(labels[scored, k], scores[scored, k])
+            )
+    return float(np.mean(values))
+
+
+def aggregate(teacher_scores):
+    """The aggregation heuristics: teacher mean, majority vote, Dawid-Skene.
+
+    Each gives a score per row and label; a row no teacher scored gets 0.5.
+    Votes are teacher confidences thresholded at 0.5; the vote score is the
+    share of positive votes; Dawid-Skene (crowd-kit) is fitted on the votes
+    of all rows, without labels, one label at a time.
+    """
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    present = ~np.isnan(teacher_scores)
+    count = present.sum(axis=1)
+    votes = (np.nan_to_num(teacher_scores) >= 0.5).astype("float32")
+    mean = _nan_mean(teacher_scores)
+    vote = np.where(present, votes, 0).sum(axis=1) / np.maximum(count, 1)
+    dawid_skene = np.full(mean.shape, 0.5, "float32")
+    for label in range(teacher_scores.shape[2]):
+        rows, teachers = np.nonzero(present[:, :, label])
+        frame = pd.DataFrame(
+            {
+                "task": rows,
+                "worker": teachers,
+                "label": votes[rows, teachers, label].astype(int),
+            }
+        )
+        probabilities = DawidSkene(n_iter=100).fit_predict_proba(frame)
+        if 1 in probabilities.columns:
+            dawid_skene[probabilities.index.to_numpy(), label] = probabilities[
+                1
+            ].to_numpy()
+    unscored = count == 0
+    return {
+        "teacher_mean": np.where(unscored, 0.5, mean),
+        "majority_vote": np.where(unscored, 0.5, vote),
+        "dawid_skene": dawid_skene,
+    }
+
+
+def _nan_mean(values):
+    present = ~np.isnan(values)
+    total = np.where(present, values, 0.0).sum(axis=1)
+    return total / np.maximum(present.sum(axis=1), 1)
+
+
+def pseudo_labels(task, rows, labelled):
+    """Ground truth where known, else the teachers' mean confidence."""
+    targets = _nan_mean(task.teacher_scores[rows])
+    unscored = ~(~np.isnan(task.teacher_scores[rows])).any(axis=1)
+    targets = np.where(unscored, np.nan, targets)
+    targets[labelled] = task.labels[rows][labelled]
+    return targets.astype("float32")
+
+
+class _BestOnValidation(keras.callbacks.Callback):
+    """Keeps the weights with the best validation PR-AUC (ground truth)."""
+
+    def __init__(self, inputs, labels, label, every):
+        super().__init__()
+        self.inputs, self.labels = inputs, labels
+        self.label, self.every = label, every
+        self.best, self.best_step, self.weights = -1.0, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = self.model.predict(self.inputs, batch_size=512, verbose=0)
+        value = pr_auc(self.labels, scores)
+        step = (epoch + 1) * self.every
+        print(f"    {self.label}: step {step}, validation PR-AUC {value:.3f}")
+        if value > self.best:
+            self.best, self.best_step = value, step
+            self.weights = self.model.get_weights()
+
+
+def train_student(method, task, split, args, seed, teachers=None):
+    """Trains one student and returns its test scores (ground-truth task).
+
+    `method` is `"teacher2task"` (N+1 tasks), `"student_pseudo_labels"`
+    (ground-truth task only, on pseudo-labels) or `"student_ground_truth"`.
+    Every method trains the same architecture for the same number of
+    steps, keeping the checkpoint with the best validation PR-AUC.
+    """
+    train, val, test, labelled = split
+    keras.utils.set_random_seed(seed)
+    teachers = (
+        list(range(len(task.teacher_names))) if teachers is None else teachers
+    )
+    names = [task.teacher_names[k] for k in teachers]
+    vocabulary = keras_t2t.TeacherVocabulary(names)
+    rows = {name: value[train] for name, value in task.inputs.items()}
+    labels = np.where(labelled[:, None], task.labels[train], np.nan)
+    if method == "teacher2task":
+        x, y, weight = keras_t2t.data.expand_arrays(
+            rows,
+            labels,
+            task.teacher_scores[train][:, teachers],
+            ground_truth_weight=args.ground_truth_weight,
+        )
+    else:
+        targets = (
+            labels
+            if method == "student_ground_truth"
+            else pseudo_labels(task, train, labelled)
+        )
+        keep = ~np.isnan(targets).all(axis=1)
+        x = {name: value[keep] for name, value in rows.items()}
+        x["teacher_id"] = np.zeros(int(keep.sum()), "int32")
+        y, weight = targets[keep], np.ones(int(keep.sum()), "float32")
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((x, y, weight))
+        .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(args.batch_size, drop_remainder=True)
+    )
+    backbone = keras_t2t.models.Teacher2TaskBackbone(
+        num_teachers=vocabulary.num_teachers,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        hidden_dim=args.hidden_dim,
+        intermediate_dim=args.intermediate_dim,
+        dropout=args.dropout,
+        **task.backbone_args,
+    )
+    classifier = keras_t2t.models.Teacher2TaskClassifier(
+        backbone,
+        num_labels=task.labels.shape[1],
+        teacher_vocabulary=vocabulary,
+    )
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate), metrics=[]
+    )
+    val_inputs = {name: value[val] for name, value in task.inputs.items()}
+    best = _BestOnValidation(
+        val_inputs, task.labels[val], method, args.eval_every
+    )
+    classifier.fit(
+        dataset,
+        steps_per_epoch=args.eval_every,
+        epochs=max(1, args.steps // args.eval_every),
+        callbacks=[best],
+        verbose=0,
+    )
+    classifier.set_weights(best.weights)
+    test_inputs = {name: value[test] for name, value in task.inputs.items()}
+    return classifier.predict(test_inputs, batch_size=512, verbose=0)
+
+
+def run(task, args):
+    """Runs every method over `args.seeds` seeds and writes the report."""
+    os.makedirs(args.output, exist_ok=True)
+    results, curves = {}, {}
+    started = time.time()
+    for seed in range(args.seeds):
+        split = split_rows(len(task.labels), args, seed)
+        train, val, test, labelled = split
+        truth = task.labels[test]
+        print(
+            f"[{task.name}] seed {seed}: {len(train)} train rows "
+            f"({int(labelled.sum())} with ground truth), {len(val)} "
+            f"validation, {len(test)} test"
+        )
+        scores = {}
+        for k, name in enumerate(task.teacher_names):
+            scores[f"teacher: {name}"] = task.teacher_scores[test][:, k]
+        for name, value in aggregate(task.teacher_scores).items():
+            scores[name] = value[test]
+        train_targets = {
+            "ground truth": (
+                train[labelled],
+                task.labels[train][labelled],
+            ),
+            "pseudo-labels": (
+                train,
+                pseudo_labels(task, train, labelled),
+            ),
+        }
+        for target_name, (rows, targets) in train_targets.items():
+            name = f"{task.classical_name} on {target_name}"
+            scores[name] = task.classical(
+                rows, targets, val, task.labels[val], test
+            )
+        for method in STUDENTS:
+            start = time.time()
+            scores[method] = train_student(method, task, split, args, seed)
+            print(f"  {method}: {time.time() - start:.0f} s")
+        for name, value in scores.items():
+            results.setdefault(name, []).append(pr_auc(truth, value))
+        if seed == 0:
+            curves = {name: (truth, value) for name, value in scores.items()}
+        _report(task, args, results, curves, time.time() - started)
+    if args.teacher_sweep:
+        _teacher_sweep(task, args)
+    return results
+
+
+def _teacher_sweep(task, args):
+    """Teacher2Task with the first 1..N teachers (seed 0): more teachers?"""
+    split = split_rows(len(task.labels), args, 0)
+    truth = task.labels[split[2]]
+    lines = ["| teachers | Teacher2Task PR-AUC |", "|---|---|"]
+    sweep = {}
+    for count in range(1, len(task.teacher_names) + 1):
+        scores = train_student(
+            "teacher2task", task, split, args, 0, teachers=list(range(count))
+        )
+        names = ", ".join(task.teacher_names[:count])
+        sweep[names] = pr_auc(truth, scores)
+        lines.append(f"| {count} ({names}) | {sweep[names]:.3f} |")
+        print(lines[-1])
+    with open(os.path.join(args.output, "teacher_sweep.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(args.output, "teacher_sweep.json"), "w") as f:
+        json.dump(sweep, f, indent=2)
+
+
+def _report(task, args, results, curves, seconds):
+    summary = {
+        name: {
+            "pr_auc_mean": float(np.mean(values)),
+            "pr_auc_std": float(np.std(values)),
+            "per_seed": [float(v) for v in values],
+        }
+        for name, values in results.items()
+    }
+    best_teacher = max(
+        (
+            v["pr_auc_mean"]
+            for n, v in summary.items()
+            if n.startswith("teacher:")
+        ),
+    )
+    settings = {k: v for k, v in vars(args).items() if k != "output"}
+    settings["backend"] = keras.config.backend()
+    settings["seconds"] = round(seconds)
+    with open(os.path.join(args.output, "results.json"), "w") as f:
+        json.dump({**summary, "settings": settings}, f, indent=2)
+    seeds = len(next(iter(results.values())))
+    lines = [
+        f"# {task.name}: test PR-AUC, mean ± std over {seeds} seed(s)",
+        "",
+        "| method | PR-AUC | vs best teacher |",
+        "|---|---|---|",
+    ]
+    for name, value in sorted(
+        summary.items(), key=lambda item: -item[1]["pr_auc_mean"]
+    ):
+        delta = 100 * (value["pr_auc_mean"] - best_teacher)
+        lines.append(
+            f"| {name} | {value['pr_auc_mean']:.3f} ± "
+            f"{value['pr_auc_std']:.3f} | {delta:+.1f} pts |"
+        )
+    lines += ["", "Settings: " + json.dumps(settings)]
+    table = "\n".join(lines)
+    with open(os.path.join(args.output, "results.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+    _plot(task, curves, os.path.join(args.output, "pr_curves.png"))
+
+
+def _plot(task, curves, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 5))
+    for name, (truth, scores) in curves.items():
+        truth = np.asarray(truth).reshape(len(truth), -1)[:, 0]
+        scores = np.asarray(scores).reshape(len(scores), -1)[:, 0]
+        scored = ~np.isnan(scores)
+        precision, recall, _ = precision_recall_curve(
+            truth[scored], scores[scored]
+        )
+        style = "-" if name in STUDENTS else ":"
+        axis.plot(recall, precision, style, label=name, linewidth=1.2)
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
+    axis.set_title(f"{task.name}: PR curves, seed 0 (label 0)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def logistic_regression(features):
+    """A classical reference: logistic regression on fixed features.
+
+    Targets may be soft (pseudo-labels): each row then counts as a positive
+    with weight p and a negative with weight 1 - p. The inverse
+    regularisation strength is chosen on the validation rows.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    def fit_predict(rows, targets, val, val_labels, test):
+        targets = np.asarray(targets).reshape(len(rows), -1)
+        outputs = []
+        for label in range(targets.shape[1]):
+            keep = ~np.isnan(targets[:, label])
+            p = targets[keep, label]
+            x = features[rows[keep]]
+            x2 = _stack(x, x)
+            y2 = np.concatenate([np.ones(len(p)), np.zeros(len(p))])
+            w2 = np.concatenate([p, 1 - p])
+            best, best_model = -1.0, None
+            for c in (0.1, 1.0, 10.0):
+                model = LogisticRegression(C=c, max_iter=2000)
+                model.fit(x2, y2, sample_weight=w2)
+                value = pr_auc(
+                    val_labels[:, label],
+                    model.predict_proba(features[val])[:, 1],
+                )
+                if value > best:
+                    best, best_model = value, model
+            outputs.append(best_model.predict_proba(features[test])[:, 1])
+        return np.stack(outputs, axis=1)
+
+    return fit_predict
+
+
+def _stack(a, b):
+    if hasattr(a, "tocsr"):
+        from scipy.sparse import vstack
+
+        return vstack([a, b])
+    return np.concatenate([a, b])
