@@ -400,7 +400,13 @@ def _report(task, args, results, curves, seconds):
             f"| {name} | {value['pr_auc_mean']:.3f} ± "
             f"{value['pr_auc_std']:.3f} | {delta:+.1f} pts |"
         )
-    lines += ["", "Settings: " + json.dumps(settings)]
+    lines += [
+        "",
+        "Teachers that score only some rows (e.g. a human) are measured on "
+        "the test rows they scored; aggregations give unscored rows 0.5.",
+        "",
+        "Settings: " + json.dumps(settings),
+    ]
     table = "\n".join(lines)
     with open(os.path.join(args.output, "results.md"), "w") as f:
         f.write(table + "\n")
