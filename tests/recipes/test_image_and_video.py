@@ -1,0 +1,53 @@
+import json
+import os
+
+import numpy as np
+
+from recipes import image_digits
+from recipes import video_clips
+from tests.test_case import TestCase
+
+
+class ImageDigitsRecipeTest(TestCase):
+    def test_patches_keep_every_pixel(self):
+        images, _ = image_digits.load_images()
+        patches = image_digits.to_patches(images[:3])
+        self.assertEqual(patches.shape, (3, 16, 4))
+        self.assertAllClose(
+            np.sort(patches.ravel()), np.sort(images[:3].ravel())
+        )
+        self.assertAllClose(patches[0, 0], images[0, :2, :2].ravel())
+
+    def test_teachers(self):
+        images, digits = image_digits.load_images()
+        train = np.arange(1200)
+        scores = image_digits.teacher_scores(images, digits, train)
+        self.assertEqual(scores.shape, (len(images), 5, 10))
+        human = scores[:, 4]
+        seen = ~np.isnan(human).all(axis=1)
+        self.assertAlmostEqual(seen.mean(), 0.3, delta=0.05)
+        self.assertAllClose(human[seen].sum(axis=1), 1.0)
+        self.assertFalse(np.isnan(scores[:, :4]).any())
+
+    def test_tiny_end_to_end(self):
+        output = self.get_temp_dir()
+        image_digits.main(["--quick", "--output", output])
+        with open(os.path.join(output, "results.json")) as f:
+            results = json.load(f)
+        self.assertIn("teacher2task", results)
+        self.assertIn("pixel logistic regression on pseudo-labels", results)
+
+
+class VideoClipsRecipeTest(TestCase):
+    def test_clip_labels(self):
+        _, digits, picks, labels = video_clips.make_clips(50)
+        self.assertEqual(picks.shape, (50, 4))
+        self.assertAllEqual(labels, (digits[picks] == 3).any(axis=1))
+
+    def test_tiny_end_to_end(self):
+        output = self.get_temp_dir()
+        video_clips.main(["--quick", "--clips", "300", "--output", output])
+        with open(os.path.join(output, "results.json")) as f:
+            results = json.load(f)
+        self.assertIn("teacher2task", results)
+        self.assertIn("teacher: first_frames", results)
