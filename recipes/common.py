@@ -52,6 +52,7 @@ def add_common_flags(parser, **defaults):
         "eval_every": 100,
         "learning_rate": 1e-3,
         "ground_truth_weight": 5.0,
+        "split_seed": 0,
     }
     settings.update(defaults)
     parser.add_argument("--output", default="outputs/" + defaults.pop("name"))
@@ -126,14 +127,26 @@ class Task:
 
 
 def split_rows(num_rows, args, seed):
-    """Test, validation and train rows; the labelled share of train."""
+    """Train, validation and test rows, and which train rows are labelled.
+
+    The test split is the same for every seed (drawn with
+    `args.split_seed`): seeds vary the validation split, the labelled rows
+    and the initialisation, never the test rows.
+    """
+    test, rest = test_split(num_rows, args)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(num_rows)
-    num_test = int(num_rows * args.test_fraction)
+    rest = rng.permutation(rest)
     num_val = int(num_rows * args.validation_fraction)
-    test, val, train = np.split(order, [num_test, num_test + num_val])
+    val, train = rest[:num_val], rest[num_val:]
     labelled = rng.random(len(train)) < args.ground_truth_fraction
     return train, val, test, labelled
+
+
+def test_split(num_rows, args):
+    """`(test rows, all other rows)`: fixed across seeds."""
+    order = np.random.default_rng(args.split_seed).permutation(num_rows)
+    num_test = int(num_rows * args.test_fraction)
+    return np.sort(order[:num_test]), np.sort(order[num_test:])
 
 
 def pr_auc(labels, scores):

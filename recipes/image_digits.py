@@ -5,8 +5,8 @@ scikit-learn). Each image is a sequence of 16 patches of 2x2 pixels; the
 task is multi-label (one sigmoid per digit, macro PR-AUC).
 
 Teachers, real classical models with different strengths, each fitted on
-its own small labelled sample of the training images (labels the student
-never sees):
+its own small labelled sample of the images outside the test split (labels
+the student never sees):
 - `logistic_small`: logistic regression on full-resolution pixels, 60
   images.
 - `knn_low_res`: 5-nearest-neighbours on 4x4 downsampled images, 150
@@ -87,7 +87,7 @@ def teacher_scores(images, digits, train_rows, seed=0):
 def build_task(args):
     images, digits = load_images()
     labels = np.eye(10, dtype="float32")[digits]
-    train, _, _, _ = common.split_rows(len(images), args, 0)
+    _, train = common.test_split(len(images), args)
     patches = to_patches(images)
     return common.Task(
         name="image_digits",

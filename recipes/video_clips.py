@@ -5,7 +5,8 @@ drawn at random; a clip is positive when any frame shows a 3. The student
 reads a clip as a sequence of 4 frame vectors (64 pixels each).
 
 Teachers see different frames or pool per-frame predictions differently;
-per-frame models are fitted on small labelled samples of images:
+per-frame models are fitted on small labelled samples of images that no
+test clip shows:
 - `first_frames`: a logistic-regression frame model (100 images), max over
   the first 2 frames only.
 - `max_pool`: the same frame model, max over all frames.
@@ -41,20 +42,21 @@ def make_clips(num_clips, frames=4, seed=0):
     return images, digits, picks, labels
 
 
-def teacher_scores(images, digits, picks, labels, seed=0):
+def teacher_scores(images, digits, picks, labels, allowed, seed=0):
+    """Teacher confidences per clip; frame models see `allowed` images."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
 
     rng = np.random.default_rng(seed)
     flat = images.reshape(len(images), -1)
     is_target = (digits == TARGET).astype(int)
-    sample = rng.choice(len(images), 100, replace=False)
+    sample = rng.choice(allowed, 100, replace=False)
     frame_model = LogisticRegression(max_iter=2000).fit(
         flat[sample], is_target[sample]
     )
     frame_p = frame_model.predict_proba(flat)[:, 1][picks]
     low = downsample(images)
-    sample = rng.choice(len(images), 150, replace=False)
+    sample = rng.choice(allowed, 150, replace=False)
     knn = KNeighborsClassifier(5).fit(low[sample], is_target[sample])
     knn_p = knn.predict_proba(low)[:, list(knn.classes_).index(1)][picks]
     human = np.full(len(picks), np.nan, "float32")
@@ -76,6 +78,9 @@ def teacher_scores(images, digits, picks, labels, seed=0):
 def build_task(args):
     images, digits, picks, labels = make_clips(args.clips)
     frames = images.reshape(len(images), -1)[picks]  # (clips, 4, 64)
+    # The frame models never train on an image that a test clip shows.
+    test, _ = common.test_split(len(picks), args)
+    allowed = np.setdiff1d(np.arange(len(images)), picks[test].ravel())
     return common.Task(
         name="video_clips",
         inputs={
@@ -83,7 +88,7 @@ def build_task(args):
             "padding_mask": np.ones(frames.shape[:2], "int32"),
         },
         labels=labels[:, None],
-        teacher_scores=teacher_scores(images, digits, picks, labels),
+        teacher_scores=teacher_scores(images, digits, picks, labels, allowed),
         teacher_names=TEACHERS,
         backbone_args={"feature_dim": frames.shape[-1]},
         classical=common.logistic_regression(frames.reshape(len(frames), -1)),
