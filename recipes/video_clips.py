@@ -50,13 +50,13 @@ def teacher_scores(images, digits, picks, labels, allowed, seed=0):
     rng = np.random.default_rng(seed)
     flat = images.reshape(len(images), -1)
     is_target = (digits == TARGET).astype(int)
-    sample = rng.choice(allowed, 100, replace=False)
+    sample = rng.choice(allowed, min(100, len(allowed)), replace=False)
     frame_model = LogisticRegression(max_iter=2000).fit(
         flat[sample], is_target[sample]
     )
     frame_p = frame_model.predict_proba(flat)[:, 1][picks]
     low = downsample(images)
-    sample = rng.choice(allowed, 150, replace=False)
+    sample = rng.choice(allowed, min(150, len(allowed)), replace=False)
     knn = KNeighborsClassifier(5).fit(low[sample], is_target[sample])
     knn_p = knn.predict_proba(low)[:, list(knn.classes_).index(1)][picks]
     human = np.full(len(picks), np.nan, "float32")
