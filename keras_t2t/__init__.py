@@ -2,6 +2,7 @@
 
 from keras_t2t import data
 from keras_t2t import datasets
+from keras_t2t import export
 from keras_t2t import layers
 from keras_t2t import losses
 from keras_t2t import metrics
@@ -14,6 +15,7 @@ __all__ = [
     "__version__",
     "data",
     "datasets",
+    "export",
     "layers",
     "losses",
     "metrics",

@@ -1,0 +1,207 @@
+"""Export of a `Teacher2TaskClassifier` as a SavedModel for TF Serving.
+
+The SavedModel always comes from the TensorFlow backend: in this process
+when that is the Keras backend, otherwise in a subprocess that rebuilds the
+same model on TensorFlow from a `.keras` file (weights and config) and checks
+its numbers against the original model's predictions on a probe batch. One
+route for every backend gives native TensorFlow graphs with the tokenizer
+inside, instead of the `XlaCallModule` op that jax2tf would embed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import keras
+import numpy as np
+
+_TOLERANCE = 1e-5
+
+
+def export_saved_model(classifier, base_dir, version=1, probe=None):
+    """Writes `classifier` as a TF Serving SavedModel in `base_dir/version`.
+
+    Signatures (all with variable batch size; TF Serving's method
+    `tensorflow/serving/predict`):
+
+    - `serving_default`: raw input -> `confidences` `(batch, num_labels)`,
+      the ground-truth task (teacher id 0). A text model (one with a
+      `TextPreprocessor`) takes `text`, a string vector, tokenized inside
+      the graph; longer texts are truncated to the sequence length. A
+      feature model takes `features` `(batch, seq, feature_dim)`, any
+      `seq`, all positions attended.
+    - `all_tasks`: the same input -> one output per task, keyed by task
+      name (`ground_truth` and each teacher's name): how each teacher
+      would have scored the input.
+    - `serving_masked` (feature models): `features` and `padding_mask`
+      `(batch, seq)` -> `confidences`.
+
+    Args:
+        classifier: a `keras_t2t.models.Teacher2TaskClassifier`.
+        base_dir: str. The model base directory TF Serving watches.
+        version: int. The version subdirectory. Defaults to 1.
+        probe: dict of arrays or `None`. Inputs on which the export is
+            checked against `classifier.predict` (max abs difference
+            1e-5). Defaults to a small generated batch.
+
+    Returns:
+        The export path, `base_dir/version`.
+
+    Example:
+    ```python
+    path = keras_t2t.export.export_saved_model(classifier, "serving/t2t")
+    # saved_model_cli show --dir serving/t2t/1 --all
+    ```
+    """
+    path = os.path.join(os.fspath(base_dir), str(int(version)))
+    if os.path.exists(path) and os.listdir(path):
+        raise ValueError(
+            f"{path} already holds a model; export a new version instead."
+        )
+    probe = _probe_inputs(classifier) if probe is None else probe
+    expected = classifier.predict(probe, verbose=0)
+    with tempfile.TemporaryDirectory() as scratch:
+        model_file = os.path.join(scratch, "model.keras")
+        probe_file = os.path.join(scratch, "probe.npz")
+        classifier.save(model_file)
+        np.savez(probe_file, expected=expected, **probe)
+        if keras.config.backend() == "tensorflow":
+            _export(classifier, path, probe_file)
+        else:
+            _export_in_subprocess(model_file, path, probe_file)
+    return path
+
+
+def _probe_inputs(classifier):
+    backbone = classifier.backbone
+    rng = np.random.default_rng(0)
+    if classifier.preprocessor is not None:
+        return {"text": np.array(["a probe text", "", "another " * 100])}
+    if backbone.input_mode == "features":
+        return {
+            "features": rng.normal(size=(3, 5, backbone.feature_dim)).astype(
+                "float32"
+            )
+        }
+    raise ValueError(
+        "A text model needs a `TextPreprocessor` as its `preprocessor` to "
+        "export a signature that takes raw text."
+    )
+
+
+def _export_in_subprocess(model_file, path, probe_file):
+    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+    result = subprocess.run(
+        [sys.executable, "-m", __name__, model_file, path, probe_file],
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            "Export in a TensorFlow-backend process failed:\n"
+            + result.stderr[-4000:]
+        )
+
+
+def _export(classifier, path, probe_file):
+    """Builds the signatures on the TensorFlow backend, saves, checks."""
+    import tensorflow as tf
+
+    preprocessor = classifier.preprocessor
+    vocabulary = classifier.teacher_vocabulary
+    num_teachers = classifier.backbone.num_teachers
+    task_names = (
+        list(vocabulary.names)
+        if vocabulary is not None
+        else ["ground_truth"]
+        + [f"teacher_{k}" for k in range(1, num_teachers + 1)]
+    )
+
+    def run(model_inputs, task_id):
+        batch = tf.shape(model_inputs["padding_mask"])[0]
+        inputs = dict(model_inputs, teacher_id=tf.fill([batch], task_id))
+        return classifier(inputs, training=False)
+
+    def ground_truth(model_inputs):
+        return {"confidences": run(model_inputs, 0)}
+
+    def all_tasks(model_inputs):
+        return {
+            name: run(model_inputs, task_id)
+            for task_id, name in enumerate(task_names)
+        }
+
+    # Keras's export archive tracks exactly the variables and resources the
+    # endpoints use, so TF Serving's (TF1-style) loader restores them.
+    archive = keras.export.ExportArchive()
+    archive.track(classifier)
+    if preprocessor is not None:
+        archive.track(preprocessor)
+        # Loaded signatures check dtypes but not shapes, and checks against
+        # a static shape are folded away: the endpoints check at run time.
+        spec = [tf.TensorSpec([None], tf.string, name="text")]
+
+        def model_inputs(text):
+            text = tf.raw_ops.EnsureShape(input=text, shape=[None])
+            return dict(preprocessor({"text": text}))
+
+    else:
+        dim = classifier.backbone.feature_dim
+        spec = [tf.TensorSpec([None, None, None], tf.float32, name="features")]
+
+        def model_inputs(features, padding_mask=None):
+            # Fails at run time, naming the input and both shapes.
+            features = tf.ensure_shape(features, [None, None, dim])
+            if padding_mask is None:
+                padding_mask = tf.ones(tf.shape(features)[:2], tf.int32)
+            return {"features": features, "padding_mask": padding_mask}
+
+        mask = tf.TensorSpec([None, None], tf.int32, name="padding_mask")
+        archive.add_endpoint(
+            "serving_masked",
+            lambda features, padding_mask: ground_truth(
+                model_inputs(features, padding_mask)
+            ),
+            input_signature=spec + [mask],
+        )
+    archive.add_endpoint(
+        "serving_default",
+        lambda x: ground_truth(model_inputs(x)),
+        input_signature=spec,
+    )
+    archive.add_endpoint(
+        "all_tasks", lambda x: all_tasks(model_inputs(x)), input_signature=spec
+    )
+    archive.write_out(path, verbose=False)
+    _check(path, probe_file, classifier)
+
+
+def _check(path, probe_file, classifier):
+    import tensorflow as tf
+
+    probe = dict(np.load(probe_file))
+    expected = probe.pop("expected")
+    loaded = tf.saved_model.load(path)
+    inputs = {k: tf.constant(v) for k, v in probe.items()}
+    actual = loaded.signatures["serving_default"](**inputs)["confidences"]
+    difference = float(np.max(np.abs(actual.numpy() - expected)))
+    if difference > _TOLERANCE:
+        raise RuntimeError(
+            f"The exported model differs from the original by {difference} "
+            f"(> {_TOLERANCE}) on the probe batch."
+        )
+    # `assets.extra` is where TF Serving expects files of the exporter's own.
+    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+    with open(os.path.join(path, "assets.extra", "keras_t2t.json"), "w") as f:
+        json.dump({"max_abs_difference_on_probe": difference}, f)
+
+
+if __name__ == "__main__":
+    import keras_t2t  # noqa: F401  (registers the classes)
+
+    model_file, export_path, probe = sys.argv[1:4]
+    model = keras.saving.load_model(model_file, safe_mode=True)
+    _export(model, export_path, probe)
