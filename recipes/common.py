@@ -63,6 +63,11 @@ def add_common_flags(parser, **defaults):
             "--" + name.replace("_", "-"), type=type(value), default=value
         )
     parser.add_argument(
+        "--students",
+        default=",".join(STUDENTS),
+        help="Comma-separated students to train (baselines always run).",
+    )
+    parser.add_argument(
         "--teacher-sweep",
         action="store_true",
         help="Also train Teacher2Task with the first 1, 2, ..., N teachers.",
@@ -343,7 +348,7 @@ def run(task, args):
             scores[name] = task.classical(
                 rows, targets, val, task.labels[val], test
             )
-        for method in STUDENTS:
+        for method in args.students.split(","):
             start = time.time()
             scores[method] = train_student(method, task, split, args, seed)
             print(f"  {method}: {time.time() - start:.0f} s")
