@@ -169,12 +169,13 @@ def pr_auc(labels, scores):
 
 
 def aggregate(teacher_scores):
-    """The aggregation heuristics: teacher mean, majority vote, Dawid-Skene.
+    """The aggregation heuristics: mean, majority vote, Dawid-Skene, Snorkel.
 
     Each gives a score per row and label; a row no teacher scored gets 0.5.
     Votes are teacher confidences thresholded at 0.5; the vote score is the
-    share of positive votes; Dawid-Skene (crowd-kit) is fitted on the votes
-    of all rows, without labels, one label at a time.
+    share of positive votes; Dawid-Skene (crowd-kit) and Snorkel's
+    LabelModel are fitted on the votes of all rows, without labels, one
+    label at a time.
     """
     import pandas as pd
     from crowdkit.aggregation import DawidSkene
@@ -204,7 +205,21 @@ def aggregate(teacher_scores):
         "teacher_mean": np.where(unscored, 0.5, mean),
         "majority_vote": np.where(unscored, 0.5, vote),
         "dawid_skene": dawid_skene,
+        "snorkel_label_model": _snorkel(votes, present),
     }
+
+
+def _snorkel(votes, present):
+    """Snorkel's LabelModel on the votes (abstain where not scored)."""
+    from snorkel.labeling.model import LabelModel
+
+    scores = np.full(votes.shape[::2], 0.5, "float32")
+    for label in range(votes.shape[2]):
+        matrix = np.where(present[:, :, label], votes[:, :, label], -1)
+        model = LabelModel(cardinality=2, verbose=False)
+        model.fit(matrix.astype(int), n_epochs=200, seed=0, progress_bar=False)
+        scores[:, label] = model.predict_proba(matrix.astype(int))[:, 1]
+    return scores
 
 
 def _nan_mean(values):
@@ -348,7 +363,7 @@ def run(task, args):
             scores[name] = task.classical(
                 rows, targets, val, task.labels[val], test
             )
-        for method in args.students.split(","):
+        for method in filter(None, args.students.split(",")):
             start = time.time()
             scores[method] = train_student(method, task, split, args, seed)
             print(f"  {method}: {time.time() - start:.0f} s")

@@ -45,6 +45,7 @@ class TextSentimentRecipeTest(TestCase):
             "teacher_mean",
             "majority_vote",
             "dawid_skene",
+            "snorkel_label_model",
             "TF-IDF + logistic regression on ground truth",
             "TF-IDF + logistic regression on pseudo-labels",
         ):
