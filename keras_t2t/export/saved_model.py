@@ -176,10 +176,10 @@ def _export(classifier, path, probe_file):
         "all_tasks", lambda x: all_tasks(model_inputs(x)), input_signature=spec
     )
     archive.write_out(path, verbose=False)
-    _check(path, probe_file, classifier)
+    _check(path, probe_file)
 
 
-def _check(path, probe_file, classifier):
+def _check(path, probe_file):
     import tensorflow as tf
 
     probe = dict(np.load(probe_file))
