@@ -63,6 +63,12 @@ def add_common_flags(parser, **defaults):
             "--" + name.replace("_", "-"), type=type(value), default=value
         )
     parser.add_argument(
+        "--schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="Learning-rate schedule over `--steps` (cosine decays to 0).",
+    )
+    parser.add_argument(
         "--students",
         default=",".join(STUDENTS),
         help="Comma-separated students to train (baselines always run).",
@@ -310,8 +316,13 @@ def train_student(method, task, split, args, seed, teachers=None):
         num_labels=task.labels.shape[1],
         teacher_vocabulary=vocabulary,
     )
+    learning_rate = args.learning_rate
+    if args.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            args.learning_rate, decay_steps=args.steps
+        )
     classifier.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate), metrics=[]
+        optimizer=keras.optimizers.Adam(learning_rate), metrics=[]
     )
     val_inputs = {name: value[val] for name, value in task.inputs.items()}
     best = _BestOnValidation(
