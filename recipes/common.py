@@ -53,6 +53,7 @@ def add_common_flags(parser, **defaults):
         "learning_rate": 1e-3,
         "ground_truth_weight": 5.0,
         "split_seed": 0,
+        "schedule": "constant",
     }
     settings.update(defaults)
     parser.add_argument("--output", default="outputs/" + defaults.pop("name"))
@@ -62,12 +63,6 @@ def add_common_flags(parser, **defaults):
         parser.add_argument(
             "--" + name.replace("_", "-"), type=type(value), default=value
         )
-    parser.add_argument(
-        "--schedule",
-        choices=("constant", "cosine"),
-        default="constant",
-        help="Learning-rate schedule over `--steps` (cosine decays to 0).",
-    )
     parser.add_argument(
         "--students",
         default=",".join(STUDENTS),
@@ -88,6 +83,8 @@ def add_common_flags(parser, **defaults):
 
 def parse(parser, argv=None):
     args = parser.parse_args(argv)
+    if args.schedule not in ("constant", "cosine"):
+        parser.error("--schedule must be constant or cosine (decays to 0).")
     if args.quick:
         args.seeds, args.steps, args.eval_every = 1, 20, 10
         args.num_layers, args.hidden_dim, args.intermediate_dim = 1, 16, 32
