@@ -128,6 +128,13 @@ def expand(
     rows = read_rows(source, spec, file_format=file_format)
     if isinstance(rows, MemoryRows):
         _check_not_empty(rows.targets, spec)
+        if balance is not None and np.isnan(rows.targets[:, 0]).all():
+            # Balancing samples ground-truth examples; with none, every
+            # epoch would end at once.
+            raise ValueError(
+                f"`balance={balance}` needs ground-truth values, and column "
+                f"{spec.ground_truth!r} has none."
+            )
 
     raw_rows = rows.dataset
     if shuffle_buffer:

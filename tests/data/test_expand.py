@@ -265,6 +265,12 @@ class ExpandBadInputTest(TestCase):
             collect(expand(dataset, VOCABULARY, ["row", "text"], "label"))
         self.assertIn("Row] [8]", str(error.value).replace('"', ""))
 
+    def test_balance_without_ground_truth(self):
+        table = wide_table(num_rows=10)
+        table["label"][:] = np.nan
+        with pytest.raises(ValueError, match="balance=0.5.*'label' has none"):
+            expand_table(table, balance=0.5)
+
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match="`balance` must be in"):
             expand_table(wide_table(), balance=1.5)
