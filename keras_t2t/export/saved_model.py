@@ -63,13 +63,14 @@ def export_saved_model(classifier, base_dir, version=1, probe=None):
     probe = _probe_inputs(classifier) if probe is None else probe
     expected = classifier.predict(probe, verbose=0)
     with tempfile.TemporaryDirectory() as scratch:
-        model_file = os.path.join(scratch, "model.keras")
         probe_file = os.path.join(scratch, "probe.npz")
-        classifier.save(model_file)
         np.savez(probe_file, expected=expected, **probe)
         if keras.config.backend() == "tensorflow":
             _export(classifier, path, probe_file)
         else:
+            # Only the TensorFlow rebuild in a subprocess needs the file.
+            model_file = os.path.join(scratch, "model.keras")
+            classifier.save(model_file)
             _export_in_subprocess(model_file, path, probe_file)
     return path
 
