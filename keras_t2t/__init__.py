@@ -1,5 +1,6 @@
 """keras_t2t: Teacher2Task multi-teacher learning for Keras 3."""
 
+from keras_t2t import callbacks
 from keras_t2t import data
 from keras_t2t import datasets
 from keras_t2t import export
@@ -13,6 +14,7 @@ from keras_t2t.version import __version__
 __all__ = [
     "TeacherVocabulary",
     "__version__",
+    "callbacks",
     "data",
     "datasets",
     "export",

@@ -81,15 +81,39 @@ class MaskedMultiTaskLoss(keras.losses.Loss):
         # Scaling each example's sum by batch / present makes that the mean
         # over present entries, while `sample_weight` still applies per
         # example through the standard reduction.
-        num_present = ops.sum(ops.cast(present, y_pred.dtype))
+        num_present = _mean_over_replicas(
+            ops.sum(ops.cast(present, y_pred.dtype))
+        )
         batch_size = ops.cast(ops.shape(entries)[0], y_pred.dtype)
-        scale = batch_size / ops.maximum(num_present, 1.0)
+        # With nothing present the sum is 0 whatever the divisor.
+        num_present = ops.where(num_present > 0, num_present, 1.0)
+        scale = batch_size / num_present
         return ops.sum(entries, axis=-1) * scale
 
     def get_config(self):
         config = super().get_config()
         config.update({"loss": self.loss, "epsilon": self.epsilon})
         return config
+
+
+def _mean_over_replicas(value):
+    """Averages a count over `tf.distribute` replicas (TensorFlow only).
+
+    Keras scales each replica's loss by 1 / replicas and sums the
+    gradients. Dividing by the mean count instead of the replica's own
+    makes that sum the mean over the present entries of the global batch,
+    as on one device, however the present entries fall across replicas.
+    (On JAX, `keras.distribution` computes the loss on the global batch.)
+    """
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+    return total / context.num_replicas_in_sync
 
 
 def _check_num_labels(true_shape, pred_shape):

@@ -274,6 +274,59 @@ class Teacher2TaskBackbone(Backbone):
         )
         return config
 
+    @staticmethod
+    def get_layout_map(device_mesh, model_parallel_dim_name="model"):
+        """A `keras.distribution.LayoutMap` sharding the encoder's weights.
+
+        The large weights are split over the `model_parallel_dim_name` axis
+        of `device_mesh`, as in Megatron-LM: the token embedding by
+        vocabulary rows; the attention query, key and value kernels and the
+        feedforward input and gate kernels by output columns; the attention
+        and feedforward output kernels by input rows, so each layer needs
+        one reduction. Norms, the relative position bias, the teacher
+        embedding and the head are small and replicated. Sharded sizes
+        (vocabulary, `num_heads * key_value_dim`, `intermediate_dim`) must
+        divide by the size of the model axis.
+
+        Example:
+        ```python
+        mesh = keras.distribution.DeviceMesh(
+            shape=(2, 4),
+            axis_names=("batch", "model"),
+            devices=keras.distribution.list_devices(),
+        )
+        layout_map = keras_t2t.models.Teacher2TaskBackbone.get_layout_map(
+            mesh
+        )
+        distribution = keras.distribution.ModelParallel(
+            layout_map=layout_map, batch_dim_name="batch"
+        )
+        with distribution.scope():
+            backbone = keras_t2t.models.Teacher2TaskBackbone(...)
+        ```
+
+        Args:
+            device_mesh: a `keras.distribution.DeviceMesh`.
+            model_parallel_dim_name: str. The mesh axis the weights are
+                split over. Defaults to `"model"`.
+
+        Returns:
+            A `keras.distribution.LayoutMap`.
+        """
+        if model_parallel_dim_name not in device_mesh.axis_names:
+            raise ValueError(
+                f"The device mesh has no axis {model_parallel_dim_name!r}; "
+                f"its axes are {list(device_mesh.axis_names)}. Pass "
+                "`model_parallel_dim_name`."
+            )
+        model = model_parallel_dim_name
+        layout_map = keras.distribution.LayoutMap(device_mesh)
+        layout_map["token_embedding/embeddings"] = (model, None)
+        layout_map[".*(query|key|value)_projector/kernel"] = (None, model)
+        layout_map[".*(input|gate)_projector/kernel"] = (None, model)
+        layout_map[".*output_projector/kernel"] = (model, None)
+        return layout_map
+
     @classmethod
     def from_t5_backbone(cls, t5_backbone, num_teachers, **kwargs):
         """Builds a Teacher2Task backbone from a `T5Backbone`'s encoder.

@@ -4,6 +4,7 @@ import tensorflow as tf
 from keras import ops
 from keras_hub.models import Task
 
+from keras_t2t.callbacks.backup_and_restore import BackupAndRestore
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
@@ -172,13 +173,34 @@ class Teacher2TaskClassifier(Task):
         x=None,
         y=None,
         batch_size=None,
+        epochs=1,
         sample_weight=None,
         shuffle=True,
         validation_split=None,
         validation_data=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        callbacks=None,
         **kwargs,
     ):
+        """Trains the model; see `keras.Model.fit`.
+
+        In-memory arrays are checked, shuffled each epoch and split for
+        `validation_split` here. With a `keras_t2t.callbacks.BackupAndRestore`
+        among the callbacks, an interrupted run resumes at the batch after
+        its last backup (see that callback).
+        """
         x, y = self._check_arrays(x, y)
+        backup = next(
+            (c for c in callbacks or () if isinstance(c, BackupAndRestore)),
+            None,
+        )
+        metadata, seed = {}, None
+        if backup is not None:
+            metadata = backup.restore(self)
+            seed = metadata.get("shuffle_seed")
+            if seed is None:
+                seed = int(np.random.randint(2**31 - 1))
         if _in_memory(x):
             # KerasHub's pipeline turns arrays into a dataset without
             # shuffling them; Teacher2Task examples arrive grouped by row
@@ -186,29 +208,151 @@ class Teacher2TaskClassifier(Task):
             data = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
             if validation_split and validation_data is None:
                 data, validation_data = _split(data, validation_split)
-            x = tf.data.Dataset.from_tensor_slices(data)
-            if shuffle:
-                x = x.shuffle(len(_first(data)), reshuffle_each_iteration=True)
-            x = x.batch(batch_size or 32)
+            if backup is not None:
+                x = _array_stream(data, batch_size or 32, shuffle, seed)
+                steps_per_epoch = steps_per_epoch or -(
+                    -len(_first(data)) // (batch_size or 32)
+                )
+            else:
+                x = tf.data.Dataset.from_tensor_slices(data)
+                if shuffle:
+                    x = x.shuffle(
+                        len(_first(data)), reshuffle_each_iteration=True
+                    )
+                x = x.batch(batch_size or 32)
             y = sample_weight = batch_size = validation_split = None
-        return super().fit(
-            x,
-            y,
+        kwargs.update(
             batch_size=batch_size,
             sample_weight=sample_weight,
             shuffle=False,  # Datasets come shuffled (or not) by their maker.
             validation_split=validation_split,
             validation_data=validation_data,
+            callbacks=callbacks,
+        )
+        if backup is None:
+            return super().fit(
+                x,
+                y,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                **kwargs,
+            )
+        return self._fit_resumable(
+            backup,
+            metadata,
+            seed,
+            x,
+            y,
+            epochs,
+            initial_epoch,
+            steps_per_epoch=steps_per_epoch,
             **kwargs,
         )
+
+    def _fit_resumable(
+        self,
+        backup,
+        metadata,
+        seed,
+        x,
+        y,
+        epochs,
+        initial_epoch,
+        steps_per_epoch=None,
+        **kwargs,
+    ):
+        """`fit` on one stream of batches that a restart can resume."""
+        if not isinstance(x, tf.data.Dataset) or y is not None:
+            raise ValueError(
+                "`BackupAndRestore` resumes training on arrays or on a "
+                f"batched `tf.data.Dataset`. Received: {type(x).__name__}"
+            )
+        size = int(x.cardinality())
+        if size == tf.data.INFINITE_CARDINALITY:
+            stream = x
+        else:
+            stream = x.repeat()
+            steps_per_epoch = steps_per_epoch or (size if size > 0 else None)
+        if not steps_per_epoch:
+            raise ValueError(
+                "`BackupAndRestore` needs the number of batches per epoch: "
+                "this dataset's size is unknown (or empty), so pass "
+                "`steps_per_epoch`."
+            )
+        step = int(ops.convert_to_numpy(self.optimizer.iterations))
+        backup.start_stream(
+            next(iter(stream.take(1))),
+            shuffle_seed=seed,
+            start_step=metadata.get("start_step", step),
+            metadata=metadata,
+        )
+        # Batches of the stream trained on so far, in this `fit`.
+        position = step - backup._stream["start_step"]
+        epoch = initial_epoch + position // steps_per_epoch
+        history = keras.callbacks.History()  # Nothing left to train.
+        history.set_model(self)
+        history.on_train_begin()
+        if epoch < epochs:
+            # One `fit` on one iterator: the stream then replays exactly as
+            # before (a dataset reshuffled each pass draws its seeds in
+            # the order its iterators are made). A callback placed first
+            # ends the interrupted epoch where it would have ended.
+            done = position % steps_per_epoch
+            kwargs["callbacks"] = [
+                _EndFirstEpochEarly(steps_per_epoch - done)
+            ] + list(kwargs["callbacks"])
+            history = super().fit(
+                stream.skip(position),
+                initial_epoch=epoch,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                **kwargs,
+            )
+        backup.finish()
+        return history
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x, y = self._check_arrays(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
-    def predict(self, x=None, *args, **kwargs):
+    def predict(self, x=None, batch_size=None, **kwargs):
         x, _ = self._check_arrays(x)
-        return super().predict(x, *args, **kwargs)
+        shards = self._batch_shards()
+        if shards == 1:
+            return super().predict(x, batch_size=batch_size, **kwargs)
+        # On several devices, a short last batch is padded so that it
+        # splits evenly, and a mask travelling with the batch (in the
+        # target's place) drops the padded rows from the result.
+        if not isinstance(x, tf.data.Dataset):
+            x = tf.data.Dataset.from_tensor_slices(x).batch(batch_size or 32)
+
+        def pad(*data):
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(
+                self.preprocess_samples(*data)
+            )
+            real = tf.ones(tf.shape(x["teacher_id"])[:1], "bool")
+            x, real, _ = _pad_batch(x, real, None, shards, pad_value=False)
+            return x, real
+
+        x = x.map(pad, num_parallel_calls=tf.data.AUTOTUNE)
+        outputs, real = keras.Model.predict(
+            self, x.prefetch(tf.data.AUTOTUNE), **kwargs
+        )
+        return keras.tree.map_structure(lambda out: out[real], outputs)
+
+    def predict_step(self, *args):
+        # `predict` passes a padding mask as the target when it pads
+        # batches; it is returned next to the outputs.
+        *state, data = args
+        x, real, _ = keras.utils.unpack_x_y_sample_weight(data)
+        outputs = super().predict_step(*state, x)
+        if real is None:
+            return outputs
+        if keras.backend.backend() == "jax":
+            outputs, non_trainable_variables = outputs
+            return (outputs, real), non_trainable_variables
+        return outputs, real
 
     def _check_arrays(self, x, y=None):
         # In-memory inputs are checked here, before batching, so that a bad
@@ -242,7 +386,30 @@ class Teacher2TaskClassifier(Task):
         x = self._complete_and_check_inputs(x)
         if y is not None:
             y = self._check_targets(y)
+            shards = self._batch_shards()
+            if shards > 1:
+                # Every device gets an equal share of each batch: a short
+                # last batch is padded with examples that have no target
+                # (NaN) and weight 0, which change neither loss nor metrics.
+                x, y, sample_weight = _pad_batch(x, y, sample_weight, shards)
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+    def _batch_shards(self):
+        """The number of equal parts a batch is split into across devices.
+
+        `tf.distribute` replicas on TensorFlow; the data-parallel part of
+        the `keras.distribution` device mesh held by this process on JAX.
+        """
+        shards = 1
+        if keras.backend.backend() == "tensorflow":
+            shards = self.distribute_strategy.num_replicas_in_sync
+        distribution = keras.distribution.distribution()
+        if distribution is not None:
+            mesh = distribution.device_mesh
+            axes = dict(zip(mesh.axis_names, mesh.shape, strict=True))
+            size = axes.get(distribution.batch_dim_name, 1)
+            shards = max(shards, size // max(distribution.num_processes, 1))
+        return max(int(shards), 1)
 
     def _complete_and_check_inputs(self, x):
         backbone = self.backbone
@@ -359,6 +526,81 @@ def _check_teacher_ids(teacher_id, num_teachers, backend):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(teacher_id)
+
+
+class _EndFirstEpochEarly(keras.callbacks.Callback):
+    """Ends the first epoch after `steps` batches; later ones run in full."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+        self.first_epoch = True
+        self.stopped = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_epoch and batch + 1 == self.steps:
+            if not self.model.stop_training:
+                self.model.stop_training = self.stopped = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs before the other callbacks' `on_epoch_end` (it is placed
+        # first), so an early stop they ask for still stops training.
+        if self.stopped:
+            self.model.stop_training = False
+        self.first_epoch = self.stopped = False
+
+
+def _pad_batch(x, y, sample_weight, multiple, pad_value=float("nan")):
+    """Pads a batch to a multiple of `multiple` examples.
+
+    Inputs are padded with zeros (teacher id 0, no real positions), targets
+    with `pad_value` (NaN: missing) and sample weights with 0.
+    """
+    size = tf.shape(x["teacher_id"])[0]
+    extra = (multiple - size % multiple) % multiple
+
+    def pad(tensor, value=0):
+        paddings = [[0, extra]] + [[0, 0]] * (len(tensor.shape) - 1)
+        return tf.pad(
+            tensor, paddings, constant_values=tf.cast(value, tensor.dtype)
+        )
+
+    x = {name: pad(value) for name, value in x.items()}
+    if sample_weight is None:
+        sample_weight = tf.ones((size,), "float32")
+    sample_weight = pad(tf.convert_to_tensor(sample_weight))
+    y = keras.tree.map_structure(lambda t: pad(t, pad_value), y)
+    return x, y, sample_weight
+
+
+def _array_stream(data, batch_size, shuffle, seed):
+    """Batches of arrays, epoch after epoch, endlessly.
+
+    Epoch k's order is a function of `(seed, k)` only, so the stream is the
+    same in any process, however often it was iterated before.
+    """
+    size = len(_first(data))
+    data = keras.tree.map_structure(tf.convert_to_tensor, data)
+
+    def epoch(k):
+        order = tf.range(size, dtype="int64")
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                order, seed=tf.stack([tf.constant(seed, "int64"), k])
+            )
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    def gather(indices):
+        return keras.tree.map_structure(
+            lambda value: tf.gather(value, indices), data
+        )
+
+    return (
+        tf.data.Dataset.range(tf.int64.max)
+        .flat_map(epoch)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def _in_memory(x):

@@ -165,3 +165,53 @@ class Teacher2TaskBackboneTest(TestCase):
             self.assertGreater(len(actual), 0)
             for a, e in zip(actual, expected, strict=True):
                 self.assertAllEqual(a, e)
+
+
+class LayoutMapTest(TestCase):
+    def test_layout_map_shards_large_weights_only(self):
+        devices = ["cpu:0"]
+        mesh = keras.distribution.DeviceMesh(
+            (1, 1), axis_names=("batch", "model"), devices=devices
+        )
+        layout_map = Teacher2TaskBackbone.get_layout_map(mesh)
+        backbone = Teacher2TaskBackbone(
+            num_teachers=2,
+            vocabulary_size=20,
+            num_layers=2,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+        )
+        layouts = {
+            variable.path: layout_map[variable.path]
+            for variable in backbone.weights
+        }
+        axes = {
+            path: None if layout is None else tuple(layout.axes)
+            for path, layout in layouts.items()
+        }
+        self.assertEqual(axes["token_embedding/embeddings"], ("model", None))
+        self.assertIsNone(axes["teacher_embedding/embeddings"])
+        self.assertIsNone(axes["encoder_output_layer_norm/weight"])
+        layer = "transformer_encoder_layer_1"
+        for name in ("query", "key", "value"):
+            path = f"{layer}/self_attention/{name}_projector/kernel"
+            self.assertEqual(axes[path], (None, "model"))
+        self.assertEqual(
+            axes[f"{layer}/self_attention/output_projector/kernel"],
+            ("model", None),
+        )
+        self.assertEqual(
+            axes[f"{layer}/gate_projector/kernel"], (None, "model")
+        )
+        self.assertEqual(
+            axes[f"{layer}/output_projector/kernel"], ("model", None)
+        )
+
+    def test_layout_map_needs_the_model_axis(self):
+        devices = ["cpu:0"]
+        mesh = keras.distribution.DeviceMesh(
+            (1,), axis_names=("data",), devices=devices
+        )
+        with self.assertRaisesRegex(ValueError, "no axis 'model'"):
+            Teacher2TaskBackbone.get_layout_map(mesh)

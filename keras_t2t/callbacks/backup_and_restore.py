@@ -1,0 +1,237 @@
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_t2t")
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Backs training up and resumes it exactly where it stopped.
+
+    Keras's `BackupAndRestore` restarts an interrupted epoch from its first
+    batch, so the batches trained on since the epoch began are trained on
+    twice. With `Teacher2TaskClassifier.fit`, this callback resumes at the
+    batch after the last backup: with fixed seeds, a run that is killed and
+    restarted reaches the same weights as one that was not, and no example
+    is skipped or repeated.
+
+    How: `fit` reads the training data as one stream of batches (the
+    dataset repeated epoch after epoch; arrays are shuffled with a seed kept
+    in the backup), and each backup stores the weights, the optimizer state
+    (its step count included) and the position in the stream. On restart,
+    `fit` restores them, skips the batches already trained on, finishes the
+    interrupted epoch and goes on. Skipping re-reads those batches through
+    the input pipeline without training on them, which costs a fraction of
+    the training time they took.
+
+    A restarted run must see the same stream: give datasets a fixed shuffle
+    seed (e.g. `keras_t2t.data.expand(..., seed=0)`). `fit` compares the
+    first batch with the one recorded before the interruption and refuses
+    to resume on different data. A dataset of unknown size needs
+    `steps_per_epoch`.
+
+    Args:
+        backup_dir: str. Where backups are written; used again on restart.
+        save_freq: `"epoch"` or int. Back up at each epoch end, or every
+            `save_freq` batches. Defaults to `"epoch"`.
+        double_checkpoint: bool. Keep the previous backup too, used if the
+            latest cannot be read. Defaults to `False`.
+        delete_checkpoint: bool. Delete the backups once training finished.
+            Defaults to `True`.
+
+    Example:
+    ```python
+    dataset = keras_t2t.data.expand(
+        "table.csv", teachers=["vader", "textblob"], label="label",
+        input_column="text", batch_size=64, shuffle=True, seed=0,
+    )
+    classifier.fit(
+        dataset,
+        epochs=10,
+        callbacks=[keras_t2t.callbacks.BackupAndRestore("/tmp/backup", 500)],
+    )
+    ```
+    """
+
+    def __init__(
+        self,
+        backup_dir,
+        save_freq="epoch",
+        double_checkpoint=False,
+        delete_checkpoint=True,
+    ):
+        super().__init__(
+            backup_dir,
+            save_freq=save_freq,
+            double_checkpoint=double_checkpoint,
+            delete_checkpoint=delete_checkpoint,
+        )
+        # The training stream, set by `Teacher2TaskClassifier.fit`; `None`
+        # when used with another model's `fit` (Keras's behaviour).
+        self._stream = None
+
+    # --- Used by `Teacher2TaskClassifier.fit` ---
+
+    def restore(self, model):
+        """Restores weights and optimizer; returns the stream position.
+
+        Returns the metadata of the backup, `{}` when there is none.
+        """
+        self.set_model(model)
+        if not tf.io.gfile.exists(self._weights_path):
+            return {}
+        try:
+            self._load_model()
+        except OSError:
+            # An unreadable backup: fall back on the previous one, if kept.
+            if not tf.io.gfile.exists(self._prev_weights_path):
+                raise
+            for previous, path in (
+                (self._prev_weights_path, self._weights_path),
+                (
+                    self._prev_training_metadata_path,
+                    self._training_metadata_path,
+                ),
+            ):
+                tf.io.gfile.copy(previous, path, overwrite=True)
+            self._load_model()
+        # `fit` works out the epoch from the stream position itself.
+        model._initial_epoch = None
+        with tf.io.gfile.GFile(self._training_metadata_path, "r") as f:
+            metadata = json.loads(f.read())
+        # Random states (dropout's) are not weights; they resume too, set
+        # at the start of training since `fit` may draw while building.
+        self._random_states = (
+            metadata.get("random_states"),
+            metadata.get("torch_random_state"),
+        )
+        return metadata
+
+    def start_stream(self, first_batch, shuffle_seed, start_step, metadata):
+        """Records the stream; checks it against the backed-up one."""
+        fingerprint = _fingerprint(first_batch)
+        if metadata and metadata.get("data_fingerprint") != fingerprint:
+            raise ValueError(
+                f"Cannot resume from the backup in {self.backup_dir!r}: the "
+                "training data is not the stream the interrupted run trained "
+                "on (its first batch differs). Fix the dataset's shuffle seed "
+                "(e.g. `keras_t2t.data.expand(..., seed=0)`) so a restart "
+                "sees the same batches, or delete the backup to start over."
+            )
+        self._stream = {
+            "data_fingerprint": fingerprint,
+            "shuffle_seed": shuffle_seed,
+            "start_step": int(start_step),
+        }
+
+    def finish(self):
+        """Called once the whole `fit` is done: deletes the backups."""
+        self._stream = None
+        if self.delete_checkpoint and tf.io.gfile.exists(self.backup_dir):
+            tf.io.gfile.rmtree(self.backup_dir)
+
+    # --- Callback hooks ---
+
+    def on_train_begin(self, logs=None):
+        if self._stream is None:
+            super().on_train_begin(logs)
+        else:
+            self._restore_random_states()
+
+    def _restore_random_states(self):
+        states, torch_state = getattr(self, "_random_states", (None, None))
+        self._random_states = (None, None)
+        if states is not None:
+            for variable, state in zip(
+                _random_states(self.model), states, strict=True
+            ):
+                variable.assign(np.asarray(state, variable.dtype))
+        if torch_state is not None:
+            import torch
+
+            torch.set_rng_state(torch.tensor(torch_state, dtype=torch.uint8))
+
+    def on_train_end(self, logs=None):
+        # `fit` may train in two parts (the rest of an interrupted epoch,
+        # then the others); it calls `finish()` at the very end.
+        if self._stream is None:
+            super().on_train_end(logs)
+
+    def _save_model(self):
+        if self._stream is None:
+            return super()._save_model()
+        tf.io.gfile.makedirs(self.backup_dir)
+        for path, previous in (
+            (self._weights_path, self._prev_weights_path),
+            (self._training_metadata_path, self._prev_training_metadata_path),
+        ):
+            if self.double_checkpoint and tf.io.gfile.exists(path):
+                tf.io.gfile.copy(path, previous, overwrite=True)
+        # Written aside then renamed, so a kill while saving leaves the
+        # previous backup whole.
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        partial = os.path.join(self.backup_dir, "partial.weights.h5")
+        self.model.save_weights(partial, overwrite=True)
+        metadata = dict(
+            self._stream,
+            epoch=self._current_epoch,
+            batch=self._last_batch_seen,
+            step=step,
+            random_states=[
+                np.asarray(variable).tolist()
+                for variable in _random_states(self.model)
+            ],
+            torch_random_state=_torch_random_state(),
+        )
+        partial_metadata = self._training_metadata_path + ".partial"
+        with tf.io.gfile.GFile(partial_metadata, "w") as f:
+            f.write(json.dumps(metadata))
+        tf.io.gfile.rename(partial, self._weights_path, overwrite=True)
+        tf.io.gfile.rename(
+            partial_metadata, self._training_metadata_path, overwrite=True
+        )
+
+    def get_config(self):
+        return {
+            "backup_dir": self.backup_dir,
+            "save_freq": self.save_freq,
+            "double_checkpoint": self.double_checkpoint,
+            "delete_checkpoint": self.delete_checkpoint,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _random_states(model):
+    """The states of the model's seed generators (e.g. dropout's)."""
+    return [
+        variable
+        for variable in model.variables
+        if variable.path.endswith("seed_generator_state")
+    ]
+
+
+def _torch_random_state():
+    # On torch, Keras's unseeded dropout draws from torch's global generator.
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    return torch.get_rng_state().tolist()
+
+
+def _fingerprint(batch):
+    digest = hashlib.sha256()
+    for value in tf.nest.flatten(batch):
+        value = np.asarray(value)
+        digest.update(str((value.dtype, value.shape)).encode())
+        if value.dtype == object:  # Strings.
+            digest.update(b"\0".join(map(bytes, value.ravel())))
+        else:
+            digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()

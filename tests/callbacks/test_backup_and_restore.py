@@ -1,0 +1,127 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_t2t
+from tests.test_case import TestCase
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "train_until_killed.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+# Keras's unseeded dropout on torch draws from torch's global generator in
+# a way this callback does not yet replay (a resumed run differed by 1e-2
+# with dropout, matched exactly without): torch resumes exactly at rate 0.
+DROPOUT = "0.0" if keras.backend.backend() == "torch" else "0.1"
+
+
+def train(backup_dir, output, kill_at_step=0):
+    env = dict(os.environ, PYTHONPATH=ROOT, DROPOUT=DROPOUT)
+    process = subprocess.run(
+        [sys.executable, SCRIPT, backup_dir, output, str(kill_at_step)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return process
+
+
+class BackupAndRestoreTest(TestCase):
+    def test_killed_run_resumes_to_the_same_weights(self):
+        directory = self.get_temp_dir()
+        backup_dir = os.path.join(directory, "backup")
+        full = train(os.path.join(directory, "unused"), f"{directory}/full.npz")
+        self.assertEqual(full.returncode, 0, full.stderr[-3000:])
+        full = np.load(f"{directory}/full.npz")
+        # 3 epochs of 11 batches, uninterrupted.
+        self.assertEqual(full["steps"].tolist(), list(range(1, 34)))
+
+        # Killed after step 17, mid-way through the second epoch; the last
+        # backup was taken after step 15.
+        killed = train(backup_dir, f"{directory}/killed.npz", 17)
+        self.assertEqual(killed.returncode, -signal.SIGKILL, killed.stderr)
+        with open(os.path.join(backup_dir, "training_metadata.json")) as f:
+            self.assertEqual(json.load(f)["step"], 15)
+
+        resumed = train(backup_dir, f"{directory}/resumed.npz")
+        self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+        resumed = np.load(f"{directory}/resumed.npz")
+        # Steps 16-17 are trained again (they were after the last backup),
+        # nothing before is repeated and nothing after is skipped; the
+        # interrupted epoch (1) ends where it would have.
+        self.assertEqual(resumed["steps"].tolist(), list(range(16, 34)))
+        self.assertEqual(resumed["epochs"].tolist(), [1, 2])
+        self.assertAllClose(resumed["weights"], full["weights"], atol=1e-6)
+        self.assertFalse(bool(resumed["backup_left"]))
+
+    def test_resuming_on_different_data_is_an_error(self):
+        x = {
+            "features": np.random.rand(40, 3, 2).astype("float32"),
+            "teacher_id": np.zeros((40,), "int32"),
+        }
+        y = np.random.rand(40, 1).astype("float32")
+        backup_dir = os.path.join(self.get_temp_dir(), "backup")
+
+        def fit(data, epochs, delete=False):
+            keras.utils.set_random_seed(0)
+            backbone = keras_t2t.models.Teacher2TaskBackbone(
+                num_teachers=1,
+                feature_dim=2,
+                num_layers=1,
+                num_heads=1,
+                hidden_dim=4,
+                intermediate_dim=8,
+            )
+            classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
+            classifier.compile()
+            callback = keras_t2t.callbacks.BackupAndRestore(
+                backup_dir, save_freq=2, delete_checkpoint=delete
+            )
+            history = classifier.fit(
+                data, epochs=epochs, callbacks=[callback], verbose=0
+            )
+            steps = keras.ops.convert_to_numpy(classifier.optimizer.iterations)
+            return history, int(steps)
+
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        history, steps = fit(dataset, epochs=1)  # 5 batches, backups at 2, 4.
+        self.assertEqual((history.epoch, steps), ([0], 5))
+        # Another stream: the first batch differs.
+        with self.assertRaisesRegex(ValueError, "first batch differs"):
+            fit(dataset.skip(1), epochs=2)
+        # The same stream resumes after step 4: the last batch of epoch 0,
+        # then epoch 1.
+        history, steps = fit(dataset, epochs=2, delete=True)
+        self.assertEqual((history.epoch, steps), ([0, 1], 10))
+        self.assertFalse(os.path.exists(backup_dir))
+
+    def test_unknown_dataset_size_needs_steps_per_epoch(self):
+        backbone = keras_t2t.models.Teacher2TaskBackbone(
+            num_teachers=1,
+            feature_dim=2,
+            num_layers=1,
+            num_heads=1,
+            hidden_dim=4,
+            intermediate_dim=8,
+        )
+        classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
+        classifier.compile()
+        x = {"features": np.random.rand(8, 3, 2).astype("float32")}
+        dataset = (
+            tf.data.Dataset.from_tensor_slices((x, np.ones((8, 1))))
+            .filter(lambda x, y: True)
+            .batch(4)
+        )
+        callback = keras_t2t.callbacks.BackupAndRestore(self.get_temp_dir())
+        with self.assertRaisesRegex(ValueError, "pass `steps_per_epoch`"):
+            classifier.fit(dataset, callbacks=[callback], verbose=0)
+
+    def test_config(self):
+        callback = keras_t2t.callbacks.BackupAndRestore("/tmp/b", save_freq=3)
+        revived = self.run_serialization_test(callback)
+        self.assertEqual(revived.save_freq, 3)

@@ -1,0 +1,141 @@
+"""Trains a tiny Teacher2Task classifier on one or several devices.
+
+Run as a script in a fresh process (the device count is fixed when the
+backend starts): `python train_distributed.py MODE OPTIMIZER OUTPUT.npz`,
+with MODE one of `single`, `data_parallel`, `model_parallel` (JAX, 4 virtual
+CPU devices) or `mirrored` (TensorFlow, 4 logical CPU devices) and OPTIMIZER
+`adam` or `sgd`. Saves the loss history, the trained weights, an evaluation
+and predictions.
+"""
+
+import os
+import sys
+
+NUM_DEVICES = 4
+MODE = sys.argv[1]
+if MODE in ("data_parallel", "model_parallel"):
+    os.environ["XLA_FLAGS"] = (
+        f"--xla_force_host_platform_device_count={NUM_DEVICES}"
+    )
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_t2t  # noqa: E402
+
+# 102 training examples in batches of 16: the last batch holds 6, which
+# does not split over 4 devices (or over the 2 data shards of a 2x2 mesh).
+NUM_TRAIN = 102
+NUM_EVAL = 37
+BATCH_SIZE = 16
+
+
+def make_data():
+    table = keras_t2t.datasets.make_synthetic_teachers(
+        num_rows=96, num_teachers=3, vocabulary_size=50, seed=3
+    )
+    x, y, _ = keras_t2t.data.expand_arrays(
+        table["inputs"], table["labels"], table["teacher_scores"]
+    )
+    order = np.random.default_rng(0).permutation(len(y))
+    x = {name: value[order] for name, value in x.items()}
+    y = y[order]
+    train = {name: value[:NUM_TRAIN] for name, value in x.items()}
+    held_out = {
+        name: value[NUM_TRAIN : NUM_TRAIN + NUM_EVAL]
+        for name, value in x.items()
+    }
+    return train, y[:NUM_TRAIN], held_out, y[NUM_TRAIN : NUM_TRAIN + NUM_EVAL]
+
+
+def build_model(optimizer):
+    keras.utils.set_random_seed(7)
+    backbone = keras_t2t.models.Teacher2TaskBackbone(
+        num_teachers=3,
+        vocabulary_size=50,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        dropout=0.0,
+    )
+    classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
+    if optimizer == "adam":
+        optimizer = keras.optimizers.Adam(3e-3)
+    else:
+        optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    classifier.compile(optimizer=optimizer)
+    return classifier
+
+
+def distribution_scope():
+    if MODE == "single":
+        import contextlib
+
+        return contextlib.nullcontext(), None
+    if MODE == "mirrored":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * NUM_DEVICES
+        )
+        devices = [f"/cpu:{i}" for i in range(NUM_DEVICES)]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return strategy.scope(), strategy.num_replicas_in_sync
+    devices = keras.distribution.list_devices()
+    assert len(devices) == NUM_DEVICES, devices
+    if MODE == "data_parallel":
+        distribution = keras.distribution.DataParallel(devices=devices)
+    else:
+        mesh = keras.distribution.DeviceMesh(
+            (2, 2), axis_names=("batch", "model"), devices=devices
+        )
+        layout_map = keras_t2t.models.Teacher2TaskBackbone.get_layout_map(mesh)
+        distribution = keras.distribution.ModelParallel(
+            layout_map=layout_map, batch_dim_name="batch"
+        )
+    return distribution.scope(), len(devices)
+
+
+def main(optimizer, output):
+    train_x, train_y, eval_x, eval_y = make_data()
+    scope, num_devices = distribution_scope()
+    with scope:
+        classifier = build_model(optimizer)
+        history = classifier.fit(
+            train_x,
+            train_y,
+            batch_size=BATCH_SIZE,
+            epochs=4,
+            shuffle=False,
+            validation_data=(eval_x, eval_y),
+            verbose=0,
+        )
+        # 32 examples in batches of 16 split evenly everywhere, so this
+        # loss is comparable across device counts to float precision.
+        evaluation = classifier.evaluate(
+            eval_x, eval_y, batch_size=16, steps=2, verbose=0
+        )
+        predictions = classifier.predict(eval_x, batch_size=8, verbose=0)
+        shards = classifier._batch_shards()
+    sharding = {}
+    if MODE == "model_parallel":
+        for variable in classifier.weights:
+            spec = variable.value.sharding.spec
+            sharding[variable.path] = str(tuple(spec))
+    np.savez(
+        output,
+        loss=np.array(history.history["loss"]),
+        val_loss=np.array(history.history["val_loss"]),
+        evaluation=np.array(evaluation),
+        predictions=predictions,
+        weights=np.concatenate([np.ravel(w) for w in classifier.get_weights()]),
+        shards=shards,
+        num_devices=num_devices or 1,
+        sharding=np.array(sorted(sharding.items()), dtype=object),
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[2], sys.argv[3])
