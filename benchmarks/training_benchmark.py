@@ -70,9 +70,7 @@ def plain_t5_encoder_classifier():
     """The KerasHub T5 encoder with a classification head, no teacher."""
     import keras
     from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
-    from keras_hub.src.models.t5.t5_transformer_layer import (
-        T5TransformerLayer,
-    )
+    from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 
     hidden_dim, dropout = CONFIG["hidden_dim"], CONFIG["dropout"]
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
@@ -80,9 +78,7 @@ def plain_t5_encoder_classifier():
     x = keras.layers.Embedding(
         CONFIG["vocabulary_size"],
         hidden_dim,
-        embeddings_initializer=keras.initializers.TruncatedNormal(
-            stddev=0.05
-        ),
+        embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.05),
     )(token_ids)
     x = keras.layers.Dropout(dropout)(x)
     position_bias = None
@@ -124,9 +120,9 @@ def make_batch(model_name, seed=0):
         "padding_mask": np.ones((BATCH_SIZE, length), "int32"),
     }
     if model_name == "teacher2task":
-        x["teacher_id"] = rng.integers(
-            0, NUM_TEACHERS + 1, BATCH_SIZE
-        ).astype("int32")
+        x["teacher_id"] = rng.integers(0, NUM_TEACHERS + 1, BATCH_SIZE).astype(
+            "int32"
+        )
     y = rng.random((BATCH_SIZE, 1)).astype("float32")
     return x, y
 
@@ -150,8 +146,8 @@ class StepTimes:
         self.callback = Callback()
 
     def steps_ms(self):
-        times = self.times
-        return [1000 * (b - a) for a, b in zip(times, times[1:])]
+        pairs = zip(self.times[:-1], self.times[1:], strict=True)
+        return [1000 * (end - start) for start, end in pairs]
 
 
 def speed_worker(jit_compile, steps, rounds):
@@ -314,7 +310,12 @@ def main():
     speed = {}
     for label, backend, jit in runs:
         speed[label] = run_worker(
-            backend, "speed", jit, "--steps", args.steps, "--rounds",
+            backend,
+            "speed",
+            jit,
+            "--steps",
+            args.steps,
+            "--rounds",
             args.rounds,
         )
     print(
@@ -345,8 +346,10 @@ def main():
         print(f"| {label} | {value:.0f} | {value / fastest:.2f} |")
 
     print("\nPeak resident memory (one process per model, MB):\n")
-    print("| backend | T2T peak | plain peak | ratio | T2T - imports "
-          "| plain - imports |")
+    print(
+        "| backend | T2T peak | plain peak | ratio | T2T - imports "
+        "| plain - imports |"
+    )
     print("|---|---|---|---|---|---|")
     for label, backend, jit in runs:
         memory = {
