@@ -21,7 +21,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     How: `fit` reads the training data as one stream of batches (the
     dataset repeated epoch after epoch; arrays are shuffled with a seed kept
     in the backup), and each backup stores the weights, the optimizer state
-    (its step count included) and the position in the stream. On restart,
+    (its step count included), the random state of dropout and the
+    position in the stream. On restart,
     `fit` restores them, skips the batches already trained on, finishes the
     interrupted epoch and goes on. Skipping re-reads those batches through
     the input pipeline without training on them, which costs a fraction of
@@ -149,10 +150,17 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 _random_states(self.model), states, strict=True
             ):
                 variable.assign(np.asarray(state, variable.dtype))
+        # Torch's generator is set just before the first step: Keras draws
+        # from it between `on_train_begin` and the first batch.
+        self._torch_random_state = torch_state
+
+    def on_train_batch_begin(self, batch, logs=None):
+        torch_state = getattr(self, "_torch_random_state", None)
         if torch_state is not None:
             import torch
 
             torch.set_rng_state(torch.tensor(torch_state, dtype=torch.uint8))
+            self._torch_random_state = None
 
     def on_train_end(self, logs=None):
         # `fit` may train in two parts (the rest of an interrupted epoch,
