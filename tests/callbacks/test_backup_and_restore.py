@@ -27,6 +27,20 @@ def train(backup_dir, output, kill_at_step=0):
     return process
 
 
+def tiny_classifier():
+    backbone = keras_t2t.models.Teacher2TaskBackbone(
+        num_teachers=1,
+        feature_dim=2,
+        num_layers=1,
+        num_heads=1,
+        hidden_dim=4,
+        intermediate_dim=8,
+    )
+    classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
+    classifier.compile()
+    return classifier
+
+
 class BackupAndRestoreTest(TestCase):
     def test_killed_run_resumes_to_the_same_weights(self):
         directory = self.get_temp_dir()
@@ -65,16 +79,7 @@ class BackupAndRestoreTest(TestCase):
 
         def fit(data, epochs, delete=False):
             keras.utils.set_random_seed(0)
-            backbone = keras_t2t.models.Teacher2TaskBackbone(
-                num_teachers=1,
-                feature_dim=2,
-                num_layers=1,
-                num_heads=1,
-                hidden_dim=4,
-                intermediate_dim=8,
-            )
-            classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
-            classifier.compile()
+            classifier = tiny_classifier()
             callback = keras_t2t.callbacks.BackupAndRestore(
                 backup_dir, save_freq=2, delete_checkpoint=delete
             )
@@ -97,16 +102,7 @@ class BackupAndRestoreTest(TestCase):
         self.assertFalse(os.path.exists(backup_dir))
 
     def test_unknown_dataset_size_needs_steps_per_epoch(self):
-        backbone = keras_t2t.models.Teacher2TaskBackbone(
-            num_teachers=1,
-            feature_dim=2,
-            num_layers=1,
-            num_heads=1,
-            hidden_dim=4,
-            intermediate_dim=8,
-        )
-        classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
-        classifier.compile()
+        classifier = tiny_classifier()
         x = {"features": np.random.rand(8, 3, 2).astype("float32")}
         dataset = (
             tf.data.Dataset.from_tensor_slices((x, np.ones((8, 1))))
