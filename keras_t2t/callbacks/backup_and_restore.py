@@ -28,11 +28,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     the input pipeline without training on them, which costs a fraction of
     the training time they took.
 
-    A restarted run must see the same stream: give datasets a fixed shuffle
-    seed (e.g. `keras_t2t.data.expand(..., seed=0)`). `fit` compares the
+    A restarted run must see the same stream: a dataset with a fixed seed
+    whose order does not depend on how often it was iterated before, such
+    as `keras_t2t.data.expand(..., seed=0, repeat=True)`. (One reshuffled at
+    each pass draws its seeds in the order its iterators are made, which
+    Keras changes after a restart on JAX and torch.) `fit` compares the
     first batch with the one recorded before the interruption and refuses
-    to resume on different data. A dataset of unknown size needs
-    `steps_per_epoch`.
+    to resume on different data. A dataset of unknown size (or endless)
+    needs `steps_per_epoch`.
 
     Args:
         backup_dir: str. Where backups are written; used again on restart.
@@ -45,13 +48,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Example:
     ```python
-    dataset = keras_t2t.data.expand(
-        "table.csv", teachers=["vader", "textblob"], label="label",
-        input_column="text", batch_size=64, shuffle=True, seed=0,
+    stream = keras_t2t.data.expand(
+        "table.csv", vocabulary, inputs="text", batch_size=64,
+        shuffle_buffer=10_000, seed=0, repeat=True,
     )
     classifier.fit(
-        dataset,
+        stream,
         epochs=10,
+        steps_per_epoch=1_000,
         callbacks=[keras_t2t.callbacks.BackupAndRestore("/tmp/backup", 500)],
     )
     ```

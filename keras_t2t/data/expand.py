@@ -33,6 +33,7 @@ def expand(
     preprocessor=None,
     batch_size=None,
     drop_remainder=False,
+    repeat=False,
 ):
     """Expands a multi-teacher table into Teacher2Task examples.
 
@@ -93,6 +94,14 @@ def expand(
         batch_size: int or `None`. Batches the examples when set.
         drop_remainder: bool. Drops a last partial batch. Defaults to
             `False`.
+        repeat: bool. If `True`, an endless stream of passes over the
+            table (epochs; use `fit(..., steps_per_epoch=...)`), pass k
+            shuffled and balanced with seeds drawn from `(seed, k)`: the
+            stream is the same in every process, however often it was
+            iterated before, which `keras_t2t.callbacks.BackupAndRestore`
+            needs to resume exactly. (A dataset reshuffled at each pass
+            draws its seeds in the order its iterators are made, which
+            differs after a restart.) Defaults to `False`.
 
     Returns:
         A `tf.data.Dataset` of `(x, target, sample_weight)`: `x` holds the
@@ -136,39 +145,61 @@ def expand(
                 f"{spec.ground_truth!r} has none."
             )
 
-    raw_rows = rows.dataset
-    if shuffle_buffer:
-        raw_rows = raw_rows.shuffle(shuffle_buffer, seed=seed)
     weights = _source_weights(vocabulary, ground_truth_weight, teacher_weight)
-    examples = (
-        raw_rows.batch(_BLOCK_ROWS)
-        .map(
-            rows.parse_block,
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
+
+    def one_pass(seed, reshuffle):
+        raw_rows = rows.dataset
+        if shuffle_buffer:
+            raw_rows = raw_rows.shuffle(
+                shuffle_buffer, seed=seed, reshuffle_each_iteration=reshuffle
+            )
+        examples = (
+            raw_rows.batch(_BLOCK_ROWS)
+            .map(
+                rows.parse_block,
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+            .map(
+                lambda block: _expand_block(block, weights),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+            .unbatch()
         )
-        .map(
-            lambda block: _expand_block(block, weights),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
+        if shuffle_buffer:
+            seed_after = None if seed is None else seed + 1
+            examples = examples.shuffle(
+                shuffle_buffer,
+                seed=seed_after,
+                reshuffle_each_iteration=reshuffle,
+            )
+        if balance is not None:
+            is_truth = _is_ground_truth
+            ground = examples.filter(is_truth).repeat()
+            teachers_only = examples.filter(lambda *e: ~is_truth(*e))
+            examples = tf.data.Dataset.sample_from_datasets(
+                [ground, teachers_only],
+                weights=[balance, 1.0 - balance],
+                seed=seed,
+                stop_on_empty_dataset=True,
+            )
+        if batch_size:
+            examples = examples.batch(batch_size, drop_remainder=drop_remainder)
+        return examples
+
+    if not repeat:
+        examples = one_pass(seed, reshuffle=True)
+    elif seed is None:
+        examples = one_pass(None, reshuffle=True).repeat()
+    else:
+        # Pass k's seed is a function of (seed, k) alone.
+        examples = tf.data.Dataset.counter().flat_map(
+            lambda k: one_pass(
+                tf.constant(seed, "int64") * 1_000_003 + 2 * k,
+                reshuffle=False,
+            )
         )
-        .unbatch()
-    )
-    if shuffle_buffer:
-        seed_after = None if seed is None else seed + 1
-        examples = examples.shuffle(shuffle_buffer, seed=seed_after)
-    if balance is not None:
-        is_truth = _is_ground_truth
-        ground = examples.filter(is_truth).repeat()
-        teachers_only = examples.filter(lambda *e: ~is_truth(*e))
-        examples = tf.data.Dataset.sample_from_datasets(
-            [ground, teachers_only],
-            weights=[balance, 1.0 - balance],
-            seed=seed,
-            stop_on_empty_dataset=True,
-        )
-    if batch_size:
-        examples = examples.batch(batch_size, drop_remainder=drop_remainder)
     if preprocessor is not None:
         examples = examples.map(
             lambda x, y, w: (_preprocess(preprocessor, x), y, w),

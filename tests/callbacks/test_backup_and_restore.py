@@ -15,8 +15,8 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "train_until_killed.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def train(backup_dir, output, kill_at_step=0):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+def train(backup_dir, output, kill_at_step=0, source="arrays"):
+    env = dict(os.environ, PYTHONPATH=ROOT, SOURCE=source)
     process = subprocess.run(
         [sys.executable, SCRIPT, backup_dir, output, str(kill_at_step)],
         env=env,
@@ -43,9 +43,17 @@ def tiny_classifier():
 
 class BackupAndRestoreTest(TestCase):
     def test_killed_run_resumes_to_the_same_weights(self):
+        self.run_kill_and_resume("arrays")
+
+    def test_killed_run_on_an_expand_stream_resumes_to_the_same_weights(self):
+        # `expand(..., repeat=True)` reshuffles every pass from its seed.
+        self.run_kill_and_resume("expand")
+
+    def run_kill_and_resume(self, source):
         directory = self.get_temp_dir()
         backup_dir = os.path.join(directory, "backup")
-        full = train(os.path.join(directory, "unused"), f"{directory}/full.npz")
+        unused = os.path.join(directory, "unused")
+        full = train(unused, f"{directory}/full.npz", 0, source)
         self.assertEqual(full.returncode, 0, full.stderr[-3000:])
         full = np.load(f"{directory}/full.npz")
         # 3 epochs of 11 batches, uninterrupted.
@@ -53,12 +61,12 @@ class BackupAndRestoreTest(TestCase):
 
         # Killed after step 17, mid-way through the second epoch; the last
         # backup was taken after step 15.
-        killed = train(backup_dir, f"{directory}/killed.npz", 17)
+        killed = train(backup_dir, f"{directory}/killed.npz", 17, source)
         self.assertEqual(killed.returncode, -signal.SIGKILL, killed.stderr)
         with open(os.path.join(backup_dir, "training_metadata.json")) as f:
             self.assertEqual(json.load(f)["step"], 15)
 
-        resumed = train(backup_dir, f"{directory}/resumed.npz")
+        resumed = train(backup_dir, f"{directory}/resumed.npz", 0, source)
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
         resumed = np.load(f"{directory}/resumed.npz")
         # Steps 16-17 are trained again (they were after the last backup),

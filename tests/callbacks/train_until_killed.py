@@ -2,7 +2,8 @@
 
 `python train_until_killed.py BACKUP_DIR OUTPUT.npz KILL_AT_STEP`: trains a
 tiny classifier for 3 epochs of 11 batches, backing up every 5 batches
-(`DROPOUT` sets the dropout rate, 0.1 by default). With
+(`DROPOUT` sets the dropout rate, 0.1 by default; `SOURCE=expand` trains
+on a shuffled `keras_t2t.data.expand` dataset instead of arrays). With
 KILL_AT_STEP > 0 the process sends itself SIGKILL after that training step
 (no clean-up runs, as in a crash). Run again with the same BACKUP_DIR, it
 resumes. Saves the weights and the steps this process trained.
@@ -40,16 +41,34 @@ class RecordSteps(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main():
+def training_data():
+    """~166 examples as arrays, or as a shuffled `expand` stream."""
     table = keras_t2t.datasets.make_synthetic_teachers(
         num_rows=64, num_teachers=3, vocabulary_size=50, seed=5
     )
-    x, y, weight = keras_t2t.data.expand_arrays(
-        table["inputs"], table["labels"], table["teacher_scores"]
+    if os.environ.get("SOURCE", "arrays") == "arrays":
+        x, y, weight = keras_t2t.data.expand_arrays(
+            table["inputs"], table["labels"], table["teacher_scores"]
+        )
+        return dict(x=x, y=y, sample_weight=weight, batch_size=16)
+    vocabulary = keras_t2t.TeacherVocabulary(["a", "b", "c"])
+    source = dict(table["inputs"], ground_truth=table["labels"][:, 0])
+    for k, name in enumerate(vocabulary.teachers):
+        source[name] = table["teacher_scores"][:, k, 0]
+    dataset = keras_t2t.data.expand(
+        source,
+        vocabulary,
+        inputs=["token_ids", "padding_mask"],
+        shuffle_buffer=64,
+        seed=3,
+        batch_size=16,
+        repeat=True,  # Pass k reshuffled with seeds from (3, k).
     )
-    x = {name: value[:200] for name, value in x.items()}
-    y, weight = y[:200], weight[:200]
+    return dict(x=dataset, steps_per_epoch=11)
 
+
+def main():
+    data = training_data()
     keras.utils.set_random_seed(11)
     backbone = keras_t2t.models.Teacher2TaskBackbone(
         num_teachers=3,
@@ -64,10 +83,7 @@ def main():
     classifier.compile()
     record = RecordSteps()
     history = classifier.fit(
-        x,
-        y,
-        sample_weight=weight,
-        batch_size=16,  # 11 batches per epoch, the last one short.
+        **data,  # 11 batches per epoch, the last one short.
         epochs=3,
         verbose=0,
         callbacks=[

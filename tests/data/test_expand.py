@@ -96,6 +96,36 @@ class ExpandTest(TestCase):
         self.assertNotEqual(order(3), plain)
         self.assertEqual(sorted(order(3)), sorted(plain))
 
+    def test_repeat_is_a_stream_of_passes_with_their_own_order(self):
+        table = wide_table(num_rows=40)
+        expected = expected_examples(table)
+        stream = expand_table(table, shuffle_buffer=100, seed=3, repeat=True)
+
+        def passes(count):
+            examples = stream.take(count * len(expected))
+            examples = [
+                (int(x["row"]), int(x["teacher_id"]))
+                for x, _, _ in examples.as_numpy_iterator()
+            ]
+            size = len(expected)
+            return [
+                examples[i : i + size] for i in range(0, count * size, size)
+            ]
+
+        first = passes(3)
+        # Each pass holds every example once, in its own order.
+        for one_pass in first:
+            self.assertEqual(
+                sorted(one_pass), [(row, task) for row, task, _ in expected]
+            )
+        self.assertNotEqual(first[0], first[1])
+        self.assertNotEqual(first[1], first[2])
+        # A new iterator replays the stream: order depends on (seed, pass).
+        self.assertEqual(passes(3), first)
+        rebuilt = expand_table(table, shuffle_buffer=100, seed=3, repeat=True)
+        stream = rebuilt.skip(len(expected))
+        self.assertEqual(passes(2), first[1:])
+
     def test_balance_oversamples_the_ground_truth(self):
         table = wide_table(num_rows=200)
         dataset = expand_table(table, balance=0.5, seed=0)
