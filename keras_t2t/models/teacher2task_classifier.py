@@ -281,27 +281,27 @@ class Teacher2TaskClassifier(Task):
                 "`steps_per_epoch`."
             )
         step = int(ops.convert_to_numpy(self.optimizer.iterations))
+        start_step = metadata.get("start_step", step)
         backup.start_stream(
             next(iter(stream.take(1))),
             shuffle_seed=seed,
-            start_step=metadata.get("start_step", step),
+            start_step=start_step,
             metadata=metadata,
         )
         # Batches of the stream trained on so far, in this `fit`.
-        position = step - backup._stream["start_step"]
+        position = step - start_step
         epoch = initial_epoch + position // steps_per_epoch
         history = keras.callbacks.History()  # Nothing left to train.
         history.set_model(self)
         history.on_train_begin()
         if epoch < epochs:
-            # One `fit` on one iterator: the stream then replays exactly as
-            # before (a dataset reshuffled each pass draws its seeds in
-            # the order its iterators are made). A callback placed first
-            # ends the interrupted epoch where it would have ended.
             done = position % steps_per_epoch
-            kwargs["callbacks"] = [
-                _EndFirstEpochEarly(steps_per_epoch - done)
-            ] + list(kwargs["callbacks"])
+            if done:
+                # Placed first, it ends the interrupted epoch where it
+                # would have ended.
+                kwargs["callbacks"] = [
+                    _EndFirstEpochEarly(steps_per_epoch - done)
+                ] + list(kwargs["callbacks"])
             history = super().fit(
                 stream.skip(position),
                 initial_epoch=epoch,
