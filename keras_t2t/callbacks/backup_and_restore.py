@@ -77,13 +77,17 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         # The training stream, set by `Teacher2TaskClassifier.fit`; `None`
         # when used with another model's `fit` (Keras's behaviour).
         self._stream = None
+        # Random states read from a backup, set when training starts.
+        self._seed_states = None
+        self._torch_random_state = None
 
     # --- Used by `Teacher2TaskClassifier.fit` ---
 
     def restore(self, model):
-        """Restores weights and optimizer; returns the stream position.
+        """Restores weights and optimizer from the latest backup.
 
-        Returns the metadata of the backup, `{}` when there is none.
+        Returns the backup's metadata (stream position, seeds), `{}` when
+        there is no backup.
         """
         self.set_model(model)
         if not tf.io.gfile.exists(self._weights_path):
@@ -108,11 +112,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         with tf.io.gfile.GFile(self._training_metadata_path, "r") as f:
             metadata = json.loads(f.read())
         # Random states (dropout's) are not weights; they resume too, set
-        # at the start of training since `fit` may draw while building.
-        self._random_states = (
-            metadata.get("random_states"),
-            metadata.get("torch_random_state"),
-        )
+        # when training starts since `fit` may draw while building.
+        self._seed_states = metadata.get("random_states")
+        self._torch_random_state = metadata.get("torch_random_state")
         return metadata
 
     def start_stream(self, first_batch, shuffle_seed, start_step, metadata):
@@ -142,33 +144,27 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         if self._stream is None:
-            super().on_train_begin(logs)
-        else:
-            self._restore_random_states()
-
-    def _restore_random_states(self):
-        states, torch_state = getattr(self, "_random_states", (None, None))
-        self._random_states = (None, None)
-        if states is not None:
+            return super().on_train_begin(logs)
+        if self._seed_states is not None:
             for variable, state in zip(
-                _random_states(self.model), states, strict=True
+                _random_states(self.model), self._seed_states, strict=True
             ):
                 variable.assign(np.asarray(state, variable.dtype))
-        # Torch's generator is set just before the first step: Keras draws
-        # from it between `on_train_begin` and the first batch.
-        self._torch_random_state = torch_state
+            self._seed_states = None
 
     def on_train_batch_begin(self, batch, logs=None):
-        torch_state = getattr(self, "_torch_random_state", None)
-        if torch_state is not None:
+        # Torch's generator is set just before the first step: Keras draws
+        # from it between `on_train_begin` and the first batch.
+        if self._torch_random_state is not None:
             import torch
 
-            torch.set_rng_state(torch.tensor(torch_state, dtype=torch.uint8))
+            state = torch.tensor(self._torch_random_state, dtype=torch.uint8)
+            torch.set_rng_state(state)
             self._torch_random_state = None
 
     def on_train_end(self, logs=None):
-        # `fit` may train in two parts (the rest of an interrupted epoch,
-        # then the others); it calls `finish()` at the very end.
+        # `fit` calls `finish()` instead: it also runs when nothing was
+        # left to train, and no `fit` of Keras's ran.
         if self._stream is None:
             super().on_train_end(logs)
 

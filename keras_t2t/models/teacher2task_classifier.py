@@ -208,10 +208,11 @@ class Teacher2TaskClassifier(Task):
             data = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
             if validation_split and validation_data is None:
                 data, validation_data = _split(data, validation_split)
+            batch_size = batch_size or 32
             if backup is not None:
-                x = _array_stream(data, batch_size or 32, shuffle, seed)
+                x = _array_stream(data, batch_size, shuffle, seed)
                 steps_per_epoch = steps_per_epoch or -(
-                    -len(_first(data)) // (batch_size or 32)
+                    -len(_first(data)) // batch_size
                 )
             else:
                 x = tf.data.Dataset.from_tensor_slices(data)
@@ -219,7 +220,7 @@ class Teacher2TaskClassifier(Task):
                     x = x.shuffle(
                         len(_first(data)), reshuffle_each_iteration=True
                     )
-                x = x.batch(batch_size or 32)
+                x = x.batch(batch_size)
             y = sample_weight = batch_size = validation_split = None
         kwargs.update(
             batch_size=batch_size,
@@ -596,7 +597,7 @@ def _array_stream(data, batch_size, shuffle, seed):
         )
 
     return (
-        tf.data.Dataset.range(tf.int64.max)
+        tf.data.Dataset.counter()
         .flat_map(epoch)
         .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
