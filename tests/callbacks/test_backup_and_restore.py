@@ -121,6 +121,17 @@ class BackupAndRestoreTest(TestCase):
         with self.assertRaisesRegex(ValueError, "pass `steps_per_epoch`"):
             classifier.fit(dataset, callbacks=[callback], verbose=0)
 
+    def test_other_inputs_are_an_error(self):
+        classifier = tiny_classifier()
+
+        def batches():
+            x = {"features": np.random.rand(4, 3, 2).astype("float32")}
+            yield x, np.ones((4, 1), "float32")
+
+        callback = keras_t2t.callbacks.BackupAndRestore(self.get_temp_dir())
+        with self.assertRaisesRegex(ValueError, "arrays or on a batched"):
+            classifier.fit(batches(), callbacks=[callback], verbose=0)
+
     def test_config(self):
         callback = keras_t2t.callbacks.BackupAndRestore("/tmp/b", save_freq=3)
         revived = self.run_serialization_test(callback)
