@@ -8,11 +8,14 @@ aggregated pseudo-labels and on ground truth alone, and Teacher2Task, over
 several seeds, and writes `results.json`, `results.md` and a PR-curve plot.
 
 Honesty rules, applied to every method alike:
-- The test split is never used to choose anything.
-- Settings (checkpoint step, regularisation strength) are chosen on a
-  validation split carved from the training rows. Its labels are used for
-  that choice only, never as training targets.
-- Only `ground_truth_fraction` of the remaining training rows have labels.
+- The test split is fixed across seeds, split by the underlying item
+  (`Task.groups`: rows sharing an item, e.g. clips showing the same image,
+  never straddle two splits), and never used to choose anything.
+- The ground-truth budget counts every label a method uses:
+  `ground_truth_fraction` of the non-test rows are labelled in total, and
+  `validation_share` of those labels form the validation split (whole
+  groups) on which settings and checkpoints are chosen; the rest are the
+  training labels. Every method sees the same labels.
 """
 
 import json
@@ -28,7 +31,16 @@ from sklearn.metrics import precision_recall_curve
 
 import keras_t2t
 
-STUDENTS = ("teacher2task", "student_pseudo_labels", "student_ground_truth")
+# The Teacher2Task students (both task layouts) and the same architecture
+# trained on each aggregation's labels (ground truth where known) and on
+# the ground truth alone.
+AGGREGATIONS = ("teacher_mean", "majority_vote", "dawid_skene", "snorkel")
+STUDENTS = (
+    "teacher2task_packed",
+    "teacher2task_per_example",
+    *(f"student_{name}" for name in AGGREGATIONS),
+    "student_ground_truth",
+)
 
 # keras-hub's T5 layers pass `mask=` to attention layers that take no Keras
 # mask; the warning is theirs and says nothing about this run.
@@ -41,7 +53,7 @@ def add_common_flags(parser, **defaults):
         "seeds": 3,
         "ground_truth_fraction": 0.05,
         "test_fraction": 0.2,
-        "validation_fraction": 0.1,
+        "validation_share": 0.4,
         "num_layers": 2,
         "num_heads": 4,
         "hidden_dim": 128,
@@ -52,6 +64,8 @@ def add_common_flags(parser, **defaults):
         "eval_every": 100,
         "learning_rate": 1e-3,
         "ground_truth_weight": 5.0,
+        "balance": 0.0,
+        "task_normalize": "tasks",
         "split_seed": 0,
         "schedule": "constant",
     }
@@ -69,11 +83,6 @@ def add_common_flags(parser, **defaults):
         help="Comma-separated students to train (baselines always run).",
     )
     parser.add_argument(
-        "--teacher-sweep",
-        action="store_true",
-        help="Also train Teacher2Task with the first 1, 2, ..., N teachers.",
-    )
-    parser.add_argument(
         "--quick",
         action="store_true",
         help="A tiny run (1 seed, few steps) to check that everything works.",
@@ -85,6 +94,8 @@ def parse(parser, argv=None):
     args = parser.parse_args(argv)
     if args.schedule not in ("constant", "cosine"):
         parser.error("--schedule must be constant or cosine (decays to 0).")
+    if args.task_normalize not in ("entries", "tasks"):
+        parser.error("--task-normalize must be entries or tasks.")
     if args.quick:
         args.seeds, args.steps, args.eval_every = 1, 20, 10
         args.num_layers, args.hidden_dim, args.intermediate_dim = 1, 16, 32
@@ -109,6 +120,9 @@ class Task:
         classical_name: str.
         groups: int array `(rows,)` or `None`. Rows sharing a group are
             kept in one split (e.g. clips made of the same images).
+        multiclass: bool. The labels are one-hot classes (one per row):
+            votes are each teacher's top class, and Dawid-Skene and
+            Snorkel are fitted as multi-class models.
     """
 
     def __init__(
@@ -122,6 +136,7 @@ class Task:
         classical,
         classical_name,
         groups=None,
+        multiclass=False,
     ):
         self.name = name
         self.inputs = inputs
@@ -132,29 +147,46 @@ class Task:
         self.classical = classical
         self.classical_name = classical_name
         self.groups = groups
+        self.multiclass = multiclass
 
 
-def split_rows(num_rows, args, seed):
+def split_rows(num_rows, args, seed, groups=None):
     """Train, validation and test rows, and which train rows are labelled.
 
     The test split is the same for every seed (drawn with
-    `args.split_seed`): seeds vary the validation split, the labelled rows
-    and the initialisation, never the test rows.
+    `args.split_seed`); seeds vary the labelled rows, the validation split
+    and the initialisation. `ground_truth_fraction` of the non-test rows
+    get a label in total: `validation_share` of them, in whole groups, are
+    the validation rows (their groups' other rows are left out, as they
+    share items with validation rows); the rest are labelled training rows.
     """
-    test, rest = test_split(num_rows, args)
+    groups = np.arange(num_rows) if groups is None else np.asarray(groups)
+    test, rest = test_split(num_rows, args, groups)
     rng = np.random.default_rng(seed)
-    rest = rng.permutation(rest)
-    num_val = int(num_rows * args.validation_fraction)
-    val, train = rest[:num_val], rest[num_val:]
-    labelled = rng.random(len(train)) < args.ground_truth_fraction
+    budget = max(4, int(round(len(rest) * args.ground_truth_fraction)))
+    num_val = max(2, int(round(budget * args.validation_share)))
+    val_groups, val = [], []
+    for group in rng.permutation(np.unique(groups[rest])):
+        if len(val) >= num_val:
+            break
+        val_groups.append(group)
+        members = rest[groups[rest] == group]
+        val.extend(rng.permutation(members)[: num_val - len(val)])
+    val = np.sort(np.asarray(val))
+    train = rng.permutation(rest[~np.isin(groups[rest], val_groups)])
+    labelled = np.zeros(len(train), bool)
+    labelled[: budget - len(val)] = True
     return train, val, test, labelled
 
 
-def test_split(num_rows, args):
-    """`(test rows, all other rows)`: fixed across seeds."""
-    order = np.random.default_rng(args.split_seed).permutation(num_rows)
-    num_test = int(num_rows * args.test_fraction)
-    return np.sort(order[:num_test]), np.sort(order[num_test:])
+def test_split(num_rows, args, groups=None):
+    """`(test rows, all other rows)`: fixed across seeds, whole groups."""
+    groups = np.arange(num_rows) if groups is None else np.asarray(groups)
+    names = np.unique(groups)
+    order = np.random.default_rng(args.split_seed).permutation(len(names))
+    test_groups = names[order[: int(len(names) * args.test_fraction)]]
+    is_test = np.isin(groups, test_groups)
+    return np.flatnonzero(is_test), np.flatnonzero(~is_test)
 
 
 def pr_auc(labels, scores):
@@ -171,58 +203,84 @@ def pr_auc(labels, scores):
     return float(np.mean(values))
 
 
-def aggregate(teacher_scores):
+def aggregate(teacher_scores, multiclass=False):
     """The aggregation heuristics: mean, majority vote, Dawid-Skene, Snorkel.
 
-    Each gives a score per row and label; a row no teacher scored gets 0.5.
-    Votes are teacher confidences thresholded at 0.5; the vote score is the
-    share of positive votes; Dawid-Skene (crowd-kit) and Snorkel's
+    Each gives a score per row and label; a row no teacher scored gets 0.5
+    (1 / classes for multi-class labels). Votes are teacher confidences
+    thresholded at 0.5 (multi-class: each teacher's top class); the vote
+    score is the share of votes; Dawid-Skene (crowd-kit) and Snorkel's
     LabelModel are fitted on the votes of all rows, without labels, one
-    label at a time.
+    label at a time (multi-class: one model over the classes). These need
+    every teacher at inference; the students trained on them do not.
     """
-    import pandas as pd
-    from crowdkit.aggregation import DawidSkene
-
     present = ~np.isnan(teacher_scores)
     count = present.sum(axis=1)
-    votes = (np.nan_to_num(teacher_scores) >= 0.5).astype("float32")
     mean = _nan_mean(teacher_scores)
+    if multiclass:
+        return _aggregate_classes(teacher_scores, mean)
+    votes = (np.nan_to_num(teacher_scores) >= 0.5).astype("float32")
     vote = np.where(present, votes, 0).sum(axis=1) / np.maximum(count, 1)
     dawid_skene = np.full(mean.shape, 0.5, "float32")
+    snorkel = np.full(mean.shape, 0.5, "float32")
     for label in range(teacher_scores.shape[2]):
-        rows, teachers = np.nonzero(present[:, :, label])
-        frame = pd.DataFrame(
-            {
-                "task": rows,
-                "worker": teachers,
-                "label": votes[rows, teachers, label].astype(int),
-            }
-        )
-        probabilities = DawidSkene(n_iter=100).fit_predict_proba(frame)
-        if 1 in probabilities.columns:
-            dawid_skene[probabilities.index.to_numpy(), label] = probabilities[
-                1
-            ].to_numpy()
+        said = np.where(present[:, :, label], votes[:, :, label], -1)
+        dawid_skene[:, label] = _dawid_skene(said, 2)[:, 1]
+        snorkel[:, label] = _snorkel(said, 2)[:, 1]
     unscored = count == 0
     return {
         "teacher_mean": np.where(unscored, 0.5, mean),
         "majority_vote": np.where(unscored, 0.5, vote),
         "dawid_skene": dawid_skene,
-        "snorkel_label_model": _snorkel(votes, present),
+        "snorkel": snorkel,
     }
 
 
-def _snorkel(votes, present):
-    """Snorkel's LabelModel on the votes (abstain where not scored)."""
+def _aggregate_classes(teacher_scores, mean):
+    num_classes = teacher_scores.shape[2]
+    scored = ~np.isnan(teacher_scores).all(axis=2)  # (rows, teachers)
+    said = np.where(
+        scored, np.nan_to_num(teacher_scores, nan=-1).argmax(axis=2), -1
+    )
+    votes = np.stack([(said == c).sum(axis=1) for c in range(num_classes)], 1)
+    count = scored.sum(axis=1, keepdims=True)
+    uniform = np.full(mean.shape, 1.0 / num_classes, "float32")
+    unscored = count == 0
+    return {
+        "teacher_mean": np.where(unscored, uniform, mean),
+        "majority_vote": np.where(
+            unscored, uniform, votes / np.maximum(count, 1)
+        ),
+        "dawid_skene": _dawid_skene(said, num_classes),
+        "snorkel": _snorkel(said, num_classes),
+    }
+
+
+def _dawid_skene(said, num_classes):
+    """crowd-kit's Dawid-Skene on votes (-1: no vote): `(rows, classes)`."""
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    rows, teachers = np.nonzero(said >= 0)
+    frame = pd.DataFrame(
+        {"task": rows, "worker": teachers, "label": said[rows, teachers]}
+    )
+    probabilities = DawidSkene(n_iter=100).fit_predict_proba(frame)
+    scores = np.full((len(said), num_classes), 1.0 / num_classes, "float32")
+    for label in probabilities.columns:
+        scores[probabilities.index.to_numpy(), int(label)] = probabilities[
+            label
+        ].to_numpy()
+    return scores
+
+
+def _snorkel(said, num_classes):
+    """Snorkel's LabelModel on votes (-1 abstains): `(rows, classes)`."""
     from snorkel.labeling.model import LabelModel
 
-    scores = np.full(votes.shape[::2], 0.5, "float32")
-    for label in range(votes.shape[2]):
-        matrix = np.where(present[:, :, label], votes[:, :, label], -1)
-        model = LabelModel(cardinality=2, verbose=False)
-        model.fit(matrix.astype(int), n_epochs=200, seed=0, progress_bar=False)
-        scores[:, label] = model.predict_proba(matrix.astype(int))[:, 1]
-    return scores
+    model = LabelModel(cardinality=num_classes, verbose=False)
+    model.fit(said.astype(int), n_epochs=200, seed=0, progress_bar=False)
+    return model.predict_proba(said.astype(int)).astype("float32")
 
 
 def _nan_mean(values):
@@ -231,13 +289,16 @@ def _nan_mean(values):
     return total / np.maximum(present.sum(axis=1), 1)
 
 
-def pseudo_labels(task, rows, labelled):
-    """Ground truth where known, else the teachers' mean confidence."""
-    targets = _nan_mean(task.teacher_scores[rows])
-    unscored = ~(~np.isnan(task.teacher_scores[rows])).any(axis=1)
-    targets = np.where(unscored, np.nan, targets)
+def pseudo_labels(task, rows, labelled, scores=None):
+    """Ground truth where known, else an aggregation's scores (default:
+    the teachers' mean confidence); NaN on rows no teacher scored."""
+    if scores is None:
+        scores = _nan_mean(task.teacher_scores)
+    targets = scores[rows].astype("float32").copy()
+    unscored = ~(~np.isnan(task.teacher_scores[rows])).any(axis=(1, 2))
+    targets[unscored] = np.nan
     targets[labelled] = task.labels[rows][labelled]
-    return targets.astype("float32")
+    return targets
 
 
 class _BestOnValidation(keras.callbacks.Callback):
@@ -259,46 +320,58 @@ class _BestOnValidation(keras.callbacks.Callback):
             self.weights = self.model.get_weights()
 
 
-def train_student(method, task, split, args, seed, teachers=None):
-    """Trains one student and returns its test scores (ground-truth task).
+def train_student(method, task, split, args, seed, aggregated=None):
+    """Trains one student; returns its test scores, every task's too.
 
-    `method` is `"teacher2task"` (N+1 tasks), `"student_pseudo_labels"`
-    (ground-truth task only, on pseudo-labels) or `"student_ground_truth"`.
-    Every method trains the same architecture for the same number of
-    steps, keeping the checkpoint with the best validation PR-AUC.
+    `method` is `"teacher2task_packed"` or `"teacher2task_per_example"`
+    (N+1 tasks through `keras_t2t.data.expand`, one layout or the other),
+    `"student_<aggregation>"` (the ground-truth task only, on that
+    aggregation's labels where no ground truth is known) or
+    `"student_ground_truth"`. Every method trains the same architecture
+    for the same number of steps on batches of `args.batch_size`
+    examples, keeping the checkpoint with the best validation PR-AUC.
+
+    Returns `(ground-truth scores, all-task scores or None)` on the test
+    rows.
     """
     train, val, test, labelled = split
     keras.utils.set_random_seed(seed)
-    teachers = (
-        list(range(len(task.teacher_names))) if teachers is None else teachers
-    )
-    names = [task.teacher_names[k] for k in teachers]
-    vocabulary = keras_t2t.TeacherVocabulary(names)
+    vocabulary = keras_t2t.TeacherVocabulary(task.teacher_names)
     rows = {name: value[train] for name, value in task.inputs.items()}
     labels = np.where(labelled[:, None], task.labels[train], np.nan)
-    if method == "teacher2task":
-        x, y, weight = keras_t2t.data.expand_arrays(
-            rows,
-            labels,
-            task.teacher_scores[train][:, teachers],
-            ground_truth_weight=args.ground_truth_weight,
+    packed = method == "teacher2task_packed"
+    if method.startswith("teacher2task"):
+        table = dict(rows, label=labels)
+        for k, name in enumerate(task.teacher_names):
+            table[name] = task.teacher_scores[train][:, k]
+        dataset = keras_t2t.data.expand(
+            table,
+            vocabulary,
+            inputs=list(task.inputs),
+            ground_truth="label",
+            packed=packed,
+            ground_truth_weight=1.0 if packed else args.ground_truth_weight,
+            balance=args.balance or None,
+            shuffle_buffer=20_000,
+            seed=seed,
+            batch_size=args.batch_size,
+            drop_remainder=True,
+            repeat=True,
         )
     else:
-        targets = (
-            labels
-            if method == "student_ground_truth"
-            else pseudo_labels(task, train, labelled)
-        )
+        if method == "student_ground_truth":
+            targets = labels
+        else:
+            name = method[len("student_") :]
+            targets = pseudo_labels(task, train, labelled, aggregated[name])
         keep = ~np.isnan(targets).all(axis=1)
         x = {name: value[keep] for name, value in rows.items()}
-        x["teacher_id"] = np.zeros(int(keep.sum()), "int32")
-        y, weight = targets[keep], np.ones(int(keep.sum()), "float32")
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((x, y, weight))
-        .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(args.batch_size, drop_remainder=True)
-    )
+        dataset = (
+            tf.data.Dataset.from_tensor_slices((x, targets[keep]))
+            .shuffle(int(keep.sum()), seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(args.batch_size, drop_remainder=True)
+        )
     backbone = keras_t2t.models.Teacher2TaskBackbone(
         num_teachers=vocabulary.num_teachers,
         num_layers=args.num_layers,
@@ -306,6 +379,7 @@ def train_student(method, task, split, args, seed, teachers=None):
         hidden_dim=args.hidden_dim,
         intermediate_dim=args.intermediate_dim,
         dropout=args.dropout,
+        task_layout="packed" if packed else "per_example",
         **task.backbone_args,
     )
     classifier = keras_t2t.models.Teacher2TaskClassifier(
@@ -318,8 +392,13 @@ def train_student(method, task, split, args, seed, teachers=None):
         learning_rate = keras.optimizers.schedules.CosineDecay(
             args.learning_rate, decay_steps=args.steps
         )
+    loss = "auto"
+    if packed:
+        loss = keras_t2t.losses.MaskedMultiTaskLoss(
+            normalize=args.task_normalize
+        )
     classifier.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), metrics=[]
+        optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[]
     )
     val_inputs = {name: value[val] for name, value in task.inputs.items()}
     best = _BestOnValidation(
@@ -334,7 +413,12 @@ def train_student(method, task, split, args, seed, teachers=None):
     )
     classifier.set_weights(best.weights)
     test_inputs = {name: value[test] for name, value in task.inputs.items()}
-    return classifier.predict(test_inputs, batch_size=512, verbose=0)
+    if not method.startswith("teacher2task"):
+        return classifier.predict(test_inputs, batch_size=512, verbose=0), None
+    tasks = classifier.predict(
+        test_inputs, batch_size=512, all_tasks=True, verbose=0
+    )
+    return tasks[:, 0], tasks
 
 
 def run(task, args):
@@ -342,20 +426,21 @@ def run(task, args):
     os.makedirs(args.output, exist_ok=True)
     results, curves = {}, {}
     started = time.time()
+    aggregated = aggregate(task.teacher_scores, task.multiclass)
     for seed in range(args.seeds):
-        split = split_rows(len(task.labels), args, seed)
+        split = split_rows(len(task.labels), args, seed, task.groups)
         train, val, test, labelled = split
         truth = task.labels[test]
         print(
             f"[{task.name}] seed {seed}: {len(train)} train rows "
             f"({int(labelled.sum())} with ground truth), {len(val)} "
-            f"validation, {len(test)} test"
+            f"validation (labelled), {len(test)} test"
         )
         scores = {}
         for k, name in enumerate(task.teacher_names):
             scores[f"teacher: {name}"] = task.teacher_scores[test][:, k]
-        for name, value in aggregate(task.teacher_scores).items():
-            scores[name] = value[test]
+        for name, value in aggregated.items():
+            scores[f"{name} (needs all teachers)"] = value[test]
         train_targets = {
             "ground truth": (
                 train[labelled],
@@ -373,36 +458,20 @@ def run(task, args):
             )
         for method in filter(None, args.students.split(",")):
             start = time.time()
-            scores[method] = train_student(method, task, split, args, seed)
+            scores[method], tasks = train_student(
+                method, task, split, args, seed, aggregated
+            )
+            if tasks is not None:
+                scores[f"{method}: mean of teacher tasks"] = tasks[:, 1:].mean(
+                    axis=1
+                )
             print(f"  {method}: {time.time() - start:.0f} s")
         for name, value in scores.items():
             results.setdefault(name, []).append(pr_auc(truth, value))
         if seed == 0:
             curves = {name: (truth, value) for name, value in scores.items()}
         _report(task, args, results, curves, time.time() - started)
-    if args.teacher_sweep:
-        _teacher_sweep(task, args)
     return results
-
-
-def _teacher_sweep(task, args):
-    """Teacher2Task with the first 1..N teachers (seed 0): more teachers?"""
-    split = split_rows(len(task.labels), args, 0)
-    truth = task.labels[split[2]]
-    lines = ["| teachers | Teacher2Task PR-AUC |", "|---|---|"]
-    sweep = {}
-    for count in range(1, len(task.teacher_names) + 1):
-        scores = train_student(
-            "teacher2task", task, split, args, 0, teachers=list(range(count))
-        )
-        names = ", ".join(task.teacher_names[:count])
-        sweep[names] = pr_auc(truth, scores)
-        lines.append(f"| {count} ({names}) | {sweep[names]:.3f} |")
-        print(lines[-1])
-    with open(os.path.join(args.output, "teacher_sweep.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.join(args.output, "teacher_sweep.json"), "w") as f:
-        json.dump(sweep, f, indent=2)
 
 
 def _report(task, args, results, curves, seconds):

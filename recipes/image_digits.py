@@ -101,6 +101,7 @@ def build_task(args):
         backbone_args={"feature_dim": patches.shape[-1]},
         classical=common.logistic_regression(images.reshape(len(images), -1)),
         classical_name="pixel logistic regression",
+        multiclass=True,
     )
 
 

@@ -28,6 +28,7 @@ def expand(
     ground_truth_weight=1.0,
     teacher_weight=1.0,
     balance=None,
+    packed=False,
     shuffle_buffer=None,
     seed=None,
     preprocessor=None,
@@ -82,7 +83,16 @@ def expand(
         balance: float in `(0, 1)` or `None`. If set, ground-truth
             examples are repeated so that they make up this share of the
             stream; an epoch ends when the teacher examples run out, each
-            seen once. Defaults to `None` (every example once per epoch).
+            seen once. Packed, rows with a ground-truth value are repeated
+            to make up this share of the rows. Defaults to `None` (every
+            example once per epoch).
+        packed: bool. If `True`, rows stay rows: one example per row with a
+            value from any source, its target `(num_teachers + 1,
+            num_labels)` holding every source (NaN where it did not score),
+            for a packed model (`Teacher2TaskBackbone(task_layout=
+            "packed")`). Weight tasks in the loss
+            (`MaskedMultiTaskLoss(task_weights=...)`), not with
+            `ground_truth_weight`/`teacher_weight`. Defaults to `False`.
         shuffle_buffer: int or `None`. Shuffles rows before and examples
             after the expansion with this buffer, so that a batch mixes
             rows and tasks. Defaults to `None` (table order).
@@ -107,6 +117,8 @@ def expand(
         A `tf.data.Dataset` of `(x, target, sample_weight)`: `x` holds the
         input columns and `teacher_id` (int32), `target` is
         `(num_labels,)` float32 with NaN where that label is missing.
+        Packed: `x` holds the input columns, `target` is
+        `(num_teachers + 1, num_labels)` and `sample_weight` is 1.
 
     Example:
     ```python
@@ -134,6 +146,18 @@ def expand(
     )
     if balance is not None and not 0.0 < balance < 1.0:
         raise ValueError(f"`balance` must be in (0, 1). Received: {balance}")
+    if packed and (
+        ground_truth_weight != 1.0
+        or isinstance(teacher_weight, dict)
+        or teacher_weight != 1.0
+    ):
+        raise ValueError(
+            "With packed=True every task of a row is one example: weight "
+            "the tasks in the loss, `MaskedMultiTaskLoss(normalize='tasks', "
+            "task_weights=[ground_truth, teacher_1, ...])`, not with "
+            f"ground_truth_weight={ground_truth_weight} / teacher_weight="
+            f"{teacher_weight}."
+        )
     rows = read_rows(source, spec, file_format=file_format)
     if isinstance(rows, MemoryRows):
         _check_not_empty(rows.targets, spec)
@@ -146,6 +170,7 @@ def expand(
             )
 
     weights = _source_weights(vocabulary, ground_truth_weight, teacher_weight)
+    expand_block = _pack_block if packed else _expand_block
 
     def one_pass(seed, reshuffle):
         raw_rows = rows.dataset
@@ -161,7 +186,7 @@ def expand(
                 deterministic=True,
             )
             .map(
-                lambda block: _expand_block(block, weights),
+                lambda block: expand_block(block, weights),
                 num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True,
             )
@@ -193,13 +218,19 @@ def expand(
     elif seed is None:
         examples = one_pass(None, reshuffle=True).repeat()
     else:
-        # Pass k's seed is a function of (seed, k) alone.
-        examples = tf.data.Dataset.counter().flat_map(
-            lambda k: one_pass(
+
+        def pass_k(k):
+            # Pass k's seed is a function of (seed, k) alone. TensorFlow
+            # mixes the global seed into op seeds (and its `(0, 0)` check
+            # fails on a tensor op seed when the global seed is 0), so
+            # this function's graph gets a fixed graph-level seed.
+            tf.compat.v1.get_default_graph().seed = 1
+            return one_pass(
                 tf.constant(seed, "int64") * 1_000_003 + 2 * k,
                 reshuffle=False,
             )
-        )
+
+        examples = tf.data.Dataset.counter().flat_map(pass_k)
     if preprocessor is not None:
         examples = examples.map(
             lambda x, y, w: (_preprocess(preprocessor, x), y, w),
@@ -210,6 +241,8 @@ def expand(
 
 
 def _is_ground_truth(x, target, weight):
+    if "teacher_id" not in x:  # Packed: a row with a ground-truth value.
+        return tf.reduce_any(~tf.math.is_nan(target[0]))
     return tf.equal(x["teacher_id"], 0)
 
 
@@ -246,6 +279,17 @@ def _expand_block(block, weights):
     }
     x["teacher_id"] = sources
     return x, tf.gather_nd(targets, pairs), tf.gather(weights, sources)
+
+
+def _pack_block(block, weights):
+    targets = block["targets"]  # (rows, 1 + N, num_labels)
+    scored = tf.reduce_any(~tf.math.is_nan(targets), axis=(1, 2))
+    x = {
+        name: tf.boolean_mask(value, scored)
+        for name, value in block["inputs"].items()
+    }
+    targets = tf.boolean_mask(targets, scored)
+    return x, targets, tf.ones(tf.shape(targets)[:1], tf.float32)
 
 
 def _check_not_empty(targets, spec):

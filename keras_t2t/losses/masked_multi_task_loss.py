@@ -20,12 +20,27 @@ class MaskedMultiTaskLoss(keras.losses.Loss):
     The paper trains on confidences with mean squared error, the default;
     binary cross-entropy against the confidence is the option.
 
+    Packed targets `(batch, num_tasks, num_labels)` (one row, every task;
+    see `Teacher2TaskBackbone(task_layout="packed")`) can be reduced per
+    task: with `normalize="tasks"` each task's present entries are
+    averaged on their own and the tasks are then averaged (weighted by
+    `task_weights`), so a task with few targets in the batch, such as the
+    ground truth on 5% of the rows, still gets its share of the gradient
+    instead of the share of its entries.
+
     Args:
         loss: str. `"mean_squared_error"` (or `"mse"`) or
             `"binary_crossentropy"` (or `"bce"`). Defaults to
             `"mean_squared_error"`.
         epsilon: float. Clipping of predictions for the cross-entropy.
             Defaults to `1e-7`.
+        normalize: str. `"entries"`: the mean over all present entries.
+            `"tasks"`: the (weighted) mean over tasks of each task's mean
+            over its present entries; needs packed targets. Defaults to
+            `"entries"`.
+        task_weights: list of floats or `None`. With `normalize="tasks"`,
+            the weight of each task (ground truth first). Defaults to
+            equal weights.
         reduction: The Keras loss reduction. Defaults to
             `"sum_over_batch_size"`, which here is the mean over present
             entries.
@@ -44,11 +59,28 @@ class MaskedMultiTaskLoss(keras.losses.Loss):
         self,
         loss="mean_squared_error",
         epsilon=1e-7,
+        normalize="entries",
+        task_weights=None,
         reduction="sum_over_batch_size",
         name="masked_multi_task_loss",
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if normalize not in ("entries", "tasks"):
+            raise ValueError(
+                "`normalize` must be 'entries' or 'tasks'. Received: "
+                f"normalize={normalize!r}"
+            )
+        if task_weights is not None:
+            task_weights = [float(w) for w in task_weights]
+            if normalize != "tasks" or min(task_weights) < 0:
+                raise ValueError(
+                    "`task_weights` (one weight >= 0 per task) apply with "
+                    f"normalize='tasks'. Received: task_weights="
+                    f"{task_weights}, normalize={normalize!r}"
+                )
+        self.normalize = normalize
+        self.task_weights = task_weights
         loss = _ALIASES.get(loss, loss)
         if loss not in _LOSSES:
             raise ValueError(
@@ -75,6 +107,8 @@ class MaskedMultiTaskLoss(keras.losses.Loss):
             p = ops.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
             entries = -(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
         entries = ops.where(present, entries, ops.zeros_like(entries))
+        if self.normalize == "tasks":
+            return self._per_task(entries, present)
         entries = ops.reshape(entries, (ops.shape(entries)[0], -1))
 
         # Keras divides the summed per-example values by the batch size.
@@ -90,9 +124,45 @@ class MaskedMultiTaskLoss(keras.losses.Loss):
         scale = batch_size / num_present
         return ops.sum(entries, axis=-1) * scale
 
+    def _per_task(self, entries, present):
+        if len(entries.shape) != 3:
+            raise ValueError(
+                "normalize='tasks' needs packed targets (batch, num_tasks, "
+                f"num_labels). Received shape {tuple(entries.shape)}."
+            )
+        num_tasks = entries.shape[1]
+        weights = self.task_weights or [1.0] * num_tasks
+        if len(weights) != num_tasks:
+            raise ValueError(
+                f"`task_weights` has {len(weights)} weights for targets of "
+                f"{num_tasks} tasks."
+            )
+        dtype = entries.dtype
+        counts = _mean_over_replicas(
+            ops.sum(ops.cast(present, dtype), axis=(0, 2))
+        )
+        weights = ops.where(
+            counts > 0, ops.convert_to_tensor(weights, dtype), 0.0
+        )
+        total_weight = ops.sum(weights)
+        total_weight = ops.where(total_weight > 0, total_weight, 1.0)
+        # Each example's sum, scaled so that Keras's mean over the batch
+        # is the weighted mean over tasks of each task's mean entry.
+        scale = weights / ops.maximum(counts, 1.0) / total_weight
+        batch_size = ops.cast(ops.shape(entries)[0], dtype)
+        per_task = ops.sum(entries, axis=2)  # (batch, num_tasks)
+        return ops.sum(per_task * scale[None, :], axis=1) * batch_size
+
     def get_config(self):
         config = super().get_config()
-        config.update({"loss": self.loss, "epsilon": self.epsilon})
+        config.update(
+            {
+                "loss": self.loss,
+                "epsilon": self.epsilon,
+                "normalize": self.normalize,
+                "task_weights": self.task_weights,
+            }
+        )
         return config
 
 

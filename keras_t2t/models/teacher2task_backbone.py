@@ -5,11 +5,13 @@ from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
 from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 from keras_hub.src.utils.preset_utils import get_preset_loader
 
+from keras_t2t.layers.task_tokens import TaskTokens
 from keras_t2t.layers.teacher_embedding import TeacherEmbedding
 
 # The encoder layers of `keras_hub.models.T5Backbone`, by name. Weights are
 # carried over from a T5 backbone (or preset) layer by layer with these.
 _T5_ENCODER_LAYERS = ("encoder_output_layer_norm",)
+TASK_LAYOUTS = ("per_example", "packed")
 _T5_CONFIG_KEYS = (
     "vocabulary_size",
     "num_layers",
@@ -43,9 +45,22 @@ class Teacher2TaskBackbone(Backbone):
       `(batch, seq, feature_dim)` (image patches, video frames, precomputed
       embeddings), linearly projected to `hidden_dim`, and `padding_mask`.
 
-    Outputs a dict with `sequence_output` `(batch, seq + 1, hidden_dim)` and
-    `pooled_output` `(batch, hidden_dim)`, the output at the teacher
-    position.
+    Two task layouts (`task_layout`):
+    - `"per_example"`: one example per (input, task). A `TeacherEmbedding`
+      places the vector of the example's `teacher_id` at position 0.
+      Outputs `sequence_output` `(batch, seq + 1, hidden_dim)` and
+      `pooled_output` `(batch, hidden_dim)`, the output at the teacher
+      position.
+    - `"packed"`: one example per input, every task in one pass. A
+      `TaskTokens` layer places all N + 1 task vectors at positions
+      `0..N`, and the attention mask keeps the input's encoding free of
+      them (input positions attend only to input positions; task position
+      k attends to the input and to itself), so the output at position k
+      is exactly what task k alone would read. No `teacher_id` input.
+      Outputs `sequence_output` `(batch, N + 1 + seq, hidden_dim)`,
+      `task_output` `(batch, N + 1, hidden_dim)` and `pooled_output`
+      `(batch, hidden_dim)`, the ground-truth position. A row scored by k
+      sources costs one encoder pass instead of k.
 
     Build it from config arguments (random weights), from a
     `keras_hub.models.T5Backbone` instance with `from_t5_backbone()`, or
@@ -70,6 +85,8 @@ class Teacher2TaskBackbone(Backbone):
         use_gated_activation: bool. Whether the feedforward block is gated.
             Defaults to `True`.
         layer_norm_epsilon: float. Defaults to `1e-6`.
+        task_layout: str. `"per_example"` or `"packed"` (see above).
+            Defaults to `"per_example"`.
         embedding_stddev: float. Standard deviation of the zero-mean
             truncated normal that initialises the token and teacher
             embeddings. (KerasHub's `T5Backbone` passes
@@ -117,10 +134,16 @@ class Teacher2TaskBackbone(Backbone):
         activation="relu",
         use_gated_activation=True,
         layer_norm_epsilon=1e-6,
+        task_layout="per_example",
         embedding_stddev=0.05,
         dtype=None,
         **kwargs,
     ):
+        if task_layout not in TASK_LAYOUTS:
+            raise ValueError(
+                f"`task_layout` must be one of {list(TASK_LAYOUTS)}. "
+                f"Received: task_layout={task_layout!r}"
+            )
         if (vocabulary_size is None) == (feature_dim is None):
             raise ValueError(
                 "Set exactly one of `vocabulary_size` (text input) and "
@@ -149,13 +172,23 @@ class Teacher2TaskBackbone(Backbone):
             self.feature_projection = keras.layers.Dense(
                 hidden_dim, dtype=dtype, name="feature_projection"
             )
-        self.teacher_embedding = TeacherEmbedding(
-            num_teachers=num_teachers,
-            hidden_dim=hidden_dim,
-            embeddings_initializer=embeddings_initializer,
-            dtype=dtype,
-            name="teacher_embedding",
-        )
+        self.teacher_embedding = self.task_tokens = None
+        if task_layout == "packed":
+            self.task_tokens = TaskTokens(
+                num_teachers=num_teachers,
+                hidden_dim=hidden_dim,
+                embeddings_initializer=embeddings_initializer,
+                dtype=dtype,
+                name="task_tokens",
+            )
+        else:
+            self.teacher_embedding = TeacherEmbedding(
+                num_teachers=num_teachers,
+                hidden_dim=hidden_dim,
+                embeddings_initializer=embeddings_initializer,
+                dtype=dtype,
+                name="teacher_embedding",
+            )
         self.encoder_embedding_dropout = keras.layers.Dropout(
             dropout, dtype=dtype, name="encoder_embedding_dropout"
         )
@@ -202,11 +235,20 @@ class Teacher2TaskBackbone(Backbone):
                 shape=(None, feature_dim), name="features"
             )
             x = self.feature_projection(sequence_input)
-        x, padding_mask = self.teacher_embedding(
-            teacher_id_input, x, padding_mask_input
-        )
+        inputs = {
+            "teacher_id": teacher_id_input,
+            sequence_input.name: sequence_input,
+            "padding_mask": padding_mask_input,
+        }
+        if task_layout == "packed":
+            del inputs["teacher_id"]
+            x, attention_mask = self.task_tokens(x, padding_mask_input)
+        else:
+            x, padding_mask = self.teacher_embedding(
+                teacher_id_input, x, padding_mask_input
+            )
+            attention_mask = padding_mask[:, None, :]
         x = self.encoder_embedding_dropout(x)
-        attention_mask = padding_mask[:, None, :]
         position_bias = None
         for transformer_layer in self.encoder_transformer_layers:
             x, position_bias = transformer_layer(
@@ -217,16 +259,10 @@ class Teacher2TaskBackbone(Backbone):
             )
         x = self.encoder_layer_norm(x)
         x = self.encoder_dropout(x)
-        super().__init__(
-            inputs={
-                "teacher_id": teacher_id_input,
-                sequence_input.name: sequence_input,
-                "padding_mask": padding_mask_input,
-            },
-            outputs={"sequence_output": x, "pooled_output": x[:, 0, :]},
-            dtype=dtype,
-            **kwargs,
-        )
+        outputs = {"sequence_output": x, "pooled_output": x[:, 0, :]}
+        if task_layout == "packed":
+            outputs["task_output"] = x[:, : num_teachers + 1, :]
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
         self.num_teachers = num_teachers
@@ -241,12 +277,18 @@ class Teacher2TaskBackbone(Backbone):
         self.activation = activation
         self.use_gated_activation = use_gated_activation
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.task_layout = task_layout
         self.embedding_stddev = embedding_stddev
 
     @property
     def input_mode(self):
         """`"text"` or `"features"`."""
         return "text" if self.vocabulary_size is not None else "features"
+
+    @property
+    def packed(self):
+        """Whether every task is read in one pass (`task_layout="packed"`)."""
+        return self.task_layout == "packed"
 
     @property
     def sequence_input_name(self):
@@ -269,6 +311,7 @@ class Teacher2TaskBackbone(Backbone):
                 "activation": self.activation,
                 "use_gated_activation": self.use_gated_activation,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "task_layout": self.task_layout,
                 "embedding_stddev": self.embedding_stddev,
             }
         )

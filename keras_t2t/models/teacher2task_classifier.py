@@ -110,7 +110,8 @@ class Teacher2TaskClassifier(Task):
 
         # === Functional Model ===
         inputs = backbone.input
-        x = backbone(inputs)["pooled_output"]
+        outputs = backbone(inputs)
+        x = outputs["task_output" if backbone.packed else "pooled_output"]
         x = self.output_dropout(x)
         outputs = self.output_dense(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -317,7 +318,47 @@ class Teacher2TaskClassifier(Task):
         x, y = self._check_arrays(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
-    def predict(self, x=None, batch_size=None, **kwargs):
+    def predict(self, x=None, batch_size=None, all_tasks=False, **kwargs):
+        """Confidences of the ground-truth task, or of every task.
+
+        See `keras.Model.predict`. Returns `(batch, num_labels)` for the
+        ground truth (task 0), or with `all_tasks=True` every task's
+        confidences, `(batch, num_teachers + 1, num_labels)` (task k is
+        teacher k's style as the model learned it). A packed model reads
+        all tasks in one pass; a per-example model runs once per task.
+        """
+        if self.backbone.packed:
+            outputs = self._predict(x, batch_size=batch_size, **kwargs)
+            return outputs if all_tasks else outputs[:, 0]
+        if not all_tasks:
+            return self._predict(x, batch_size=batch_size, **kwargs)
+        if isinstance(x, dict):
+            x = {name: np.asarray(value) for name, value in x.items()}
+        if not _in_memory(x) or "teacher_id" in x:
+            raise ValueError(
+                "`predict(..., all_tasks=True)` on a per-example model takes "
+                "a dict of arrays without 'teacher_id' (each task is run "
+                "in turn). Received: "
+                + (
+                    "a 'teacher_id' input"
+                    if isinstance(x, dict)
+                    else type(x).__name__
+                )
+            )
+        size = len(_first(x))
+        return np.stack(
+            [
+                self._predict(
+                    dict(x, teacher_id=np.full(size, task, "int32")),
+                    batch_size=batch_size,
+                    **kwargs,
+                )
+                for task in range(self.backbone.num_teachers + 1)
+            ],
+            axis=1,
+        )
+
+    def _predict(self, x=None, batch_size=None, **kwargs):
         x, _ = self._check_arrays(x)
         shards = self._batch_shards()
         if shards == 1:
@@ -332,7 +373,7 @@ class Teacher2TaskClassifier(Task):
             x, _, _ = keras.utils.unpack_x_y_sample_weight(
                 self.preprocess_samples(*data)
             )
-            real = tf.ones(tf.shape(x["teacher_id"])[:1], "bool")
+            real = tf.ones(tf.shape(_first(x))[:1], "bool")
             x, real, _ = _pad_batch(x, real, None, shards, pad_value=False)
             return x, real
 
@@ -372,7 +413,11 @@ class Teacher2TaskClassifier(Task):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # The metrics measure the primary task: examples of the auxiliary
-        # (teacher) tasks get weight 0.
+        # (teacher) tasks get weight 0, or, packed, task 0 is read out.
+        if self.backbone.packed:
+            return super().compute_metrics(
+                x, y[:, 0], y_pred[:, 0], sample_weight=sample_weight
+            )
         weight = ops.cast(
             ops.equal(ops.reshape(x["teacher_id"], (-1,)), 0), y_pred.dtype
         )
@@ -422,6 +467,15 @@ class Teacher2TaskClassifier(Task):
                 f"'padding_mask'. Received: {type(x).__name__}"
             )
         expected = {"teacher_id", sequence_name, "padding_mask"}
+        if backbone.packed:
+            expected.remove("teacher_id")
+            if "teacher_id" in x:
+                raise ValueError(
+                    "This packed model (task_layout='packed') reads every "
+                    "task in one pass and takes no 'teacher_id': its targets "
+                    "are (batch, num_teachers + 1, num_labels), and "
+                    "`predict(..., all_tasks=True)` returns every task."
+                )
         unexpected = sorted(set(x) - expected)
         if unexpected:
             raise ValueError(
@@ -459,6 +513,8 @@ class Teacher2TaskClassifier(Task):
             x["padding_mask"] = backend.ones(
                 backend.shape(sequence)[:2], dtype="int32"
             )
+        if backbone.packed:
+            return x
         if "teacher_id" not in x:
             # Inference asks for the primary task: the ground truth, id 0.
             x["teacher_id"] = backend.zeros(
@@ -471,13 +527,27 @@ class Teacher2TaskClassifier(Task):
 
     def _check_targets(self, y):
         shape = tuple(y.shape)
-        if len(shape) == 1 and self.num_labels == 1:
-            return y[:, None]
-        if len(shape) != 2 or shape[-1] not in (None, self.num_labels):
+        expected = (self.num_labels,)
+        if self.backbone.packed:
+            expected = (self.backbone.num_teachers + 1, self.num_labels)
+        if len(shape) == len(expected) and self.num_labels == 1:
+            y = y[..., None]
+            shape = tuple(y.shape)
+        if len(shape) != len(expected) + 1 or any(
+            size not in (None, want)
+            for size, want in zip(shape[1:], expected, strict=True)
+        ):
+            layout = (
+                "packed, one row per input and a target per task (NaN "
+                "where a source did not score)"
+                if self.backbone.packed
+                else "one example per (input, task)"
+            )
             raise ValueError(
-                f"Targets must have shape (batch, {self.num_labels}) for a "
-                f"model with num_labels={self.num_labels}, NaN where a value "
-                f"is missing. Received shape {shape}."
+                f"Targets must have shape (batch, "
+                f"{', '.join(map(str, expected))}) for this model "
+                f"(num_labels={self.num_labels}; {layout}), NaN where a "
+                f"value is missing. Received shape {shape}."
             )
         return y
 
@@ -557,7 +627,7 @@ def _pad_batch(x, y, sample_weight, multiple, pad_value=float("nan")):
     Inputs are padded with zeros (teacher id 0, no real positions), targets
     with `pad_value` (NaN: missing) and sample weights with 0.
     """
-    size = tf.shape(x["teacher_id"])[0]
+    size = tf.shape(_first(x))[0]
     extra = (multiple - size % multiple) % multiple
 
     def pad(tensor, value=0):

@@ -1,0 +1,123 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_t2t")
+class TaskTokens(keras.layers.Layer):
+    """Prepends every task's token to an input, for one pass over all tasks.
+
+    The packed Teacher2Task layout: instead of one example per (input,
+    task), each input carries all `num_teachers + 1` learned task vectors
+    (id 0 is the ground truth) in front of its own positions. The returned
+    attention mask lets the input positions attend only to input positions,
+    so their encoding is the same whatever the tasks, and lets each task
+    position attend to the input and to itself. The encoder's output at
+    position k is then task k's reading of the input, and one forward pass
+    serves every task of the row.
+
+    Args:
+        num_teachers: int. The number of teachers N; the layer holds N + 1
+            vectors, one per task id in `[0, N]`.
+        hidden_dim: int. The size of each vector, the encoder's hidden size.
+        embeddings_initializer: The initializer of the vectors. Defaults to
+            a truncated normal with standard deviation 0.05.
+
+    Call arguments:
+        sequence: float tensor of shape `(batch, seq, hidden_dim)`.
+        padding_mask: tensor of shape `(batch, seq)`, 1 for real positions.
+
+    Returns:
+        A tuple `(sequence, attention_mask)` with shapes
+        `(batch, N + 1 + seq, hidden_dim)` and
+        `(batch, N + 1 + seq, N + 1 + seq)` (1 where a query position may
+        attend to a key position).
+
+    Example:
+    ```python
+    layer = keras_t2t.layers.TaskTokens(num_teachers=3, hidden_dim=8)
+    sequence, attention_mask = layer(
+        np.zeros((2, 5, 8)), np.ones((2, 5), "int32")
+    )
+    sequence.shape  # (2, 9, 8)
+    attention_mask.shape  # (2, 9, 9)
+    ```
+    """
+
+    def __init__(
+        self,
+        num_teachers,
+        hidden_dim,
+        embeddings_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if embeddings_initializer is None:
+            embeddings_initializer = keras.initializers.TruncatedNormal(
+                stddev=0.05
+            )
+        self.num_teachers = num_teachers
+        self.hidden_dim = hidden_dim
+        self.embeddings_initializer = keras.initializers.get(
+            embeddings_initializer
+        )
+
+    @property
+    def num_tasks(self):
+        return self.num_teachers + 1
+
+    def build(self, *args, **kwargs):
+        self.embeddings = self.add_weight(
+            shape=(self.num_tasks, self.hidden_dim),
+            initializer=self.embeddings_initializer,
+            name="embeddings",
+        )
+        self.built = True
+
+    def call(self, sequence, padding_mask):
+        batch = ops.shape(sequence)[0]
+        tokens = ops.cast(self.embeddings, sequence.dtype)
+        tokens = ops.broadcast_to(
+            tokens[None], (batch, self.num_tasks, self.hidden_dim)
+        )
+        sequence = ops.concatenate([tokens, sequence], axis=1)
+
+        # Keys: [tasks, input]. A task row sees itself and the real input
+        # positions; an input row sees the real input positions only.
+        keys = ops.cast(padding_mask, "int32")[:, None, :]
+        tasks = self.num_tasks
+        length = ops.shape(keys)[-1]
+        own_task = ops.eye(tasks, dtype="int32")[None]
+        task_rows = ops.concatenate(
+            [
+                ops.broadcast_to(own_task, (batch, tasks, tasks)),
+                ops.broadcast_to(keys, (batch, tasks, length)),
+            ],
+            axis=2,
+        )
+        input_rows = ops.concatenate(
+            [
+                ops.zeros((batch, length, tasks), "int32"),
+                ops.broadcast_to(keys, (batch, length, length)),
+            ],
+            axis=2,
+        )
+        attention_mask = ops.concatenate([task_rows, input_rows], axis=1)
+        return sequence, attention_mask
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        batch, length = sequence_shape[0], sequence_shape[1]
+        length = None if length is None else length + self.num_tasks
+        return (batch, length, sequence_shape[2]), (batch, length, length)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_teachers": self.num_teachers,
+                "hidden_dim": self.hidden_dim,
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+            }
+        )
+        return config
