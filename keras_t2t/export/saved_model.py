@@ -122,6 +122,9 @@ def _export(classifier, path, probe_file):
     )
 
     def run(model_inputs, task_id):
+        if classifier.backbone.packed:
+            # One pass reads every task; each endpoint takes its columns.
+            return classifier(model_inputs, training=False)[:, task_id]
         batch = tf.shape(model_inputs["padding_mask"])[0]
         inputs = dict(model_inputs, teacher_id=tf.fill([batch], task_id))
         return classifier(inputs, training=False)

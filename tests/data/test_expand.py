@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import keras_t2t
 from keras_t2t.data import expand
 from tests.data.tables import VOCABULARY
+from tests.data.tables import _key
 from tests.data.tables import collect
 from tests.data.tables import expected_examples
 from tests.data.tables import wide_table
@@ -308,3 +309,57 @@ class ExpandBadInputTest(TestCase):
             expand_table(wide_table(), layout="tall")
         with pytest.raises(ValueError, match="no input column 'txt'"):
             expand(wide_table(), VOCABULARY, "txt", "label")
+
+
+class PackedExpandTest(TestCase):
+    def unpack(self, dataset):
+        """(row, task, target) triples of a packed dataset's present tasks."""
+        examples = []
+        for x, target, weight in dataset.as_numpy_iterator():
+            self.assertEqual(target.shape[0], 4)  # Ground truth + 3 teachers.
+            self.assertEqual(float(weight), 1.0)
+            self.assertNotIn("teacher_id", x)
+            for task, values in enumerate(target):
+                if not np.isnan(values).all():
+                    examples.append((int(x["row"]), task, _key(values)))
+        return sorted(examples)
+
+    def test_rows_stay_rows_with_every_source(self):
+        for num_labels in (1, 3):
+            table = wide_table(num_rows=30, num_labels=num_labels)
+            dataset = expand_table(table, packed=True)
+            self.assertEqual(self.unpack(dataset), expected_examples(table))
+            rows = [int(x["row"]) for x, _, _ in dataset.as_numpy_iterator()]
+            # Rows with no value from any source are the only ones left out.
+            self.assertEqual(len(rows), len(set(rows)))
+            self.assertEqual(
+                sorted(rows), sorted({e[0] for e in expected_examples(table)})
+            )
+
+    def test_batched_shuffled_and_repeated(self):
+        table = wide_table(num_rows=40)
+        dataset = expand_table(
+            table, packed=True, shuffle_buffer=100, seed=1, batch_size=8
+        )
+        x, target, weight = next(iter(dataset))
+        self.assertEqual(tuple(target.shape), (8, 4, 1))
+        stream = expand_table(
+            table, packed=True, shuffle_buffer=100, seed=1, repeat=True
+        )
+        rows = [int(x["row"]) for x, _, _ in stream.take(60)]
+        self.assertEqual(len(set(rows[:20])), 20)  # A first pass.
+
+    def test_balance_repeats_rows_with_ground_truth(self):
+        table = wide_table(num_rows=200)
+        dataset = expand_table(table, packed=True, balance=0.5, seed=0)
+        truth = [
+            not np.isnan(target[0]).all()
+            for _, target, _ in dataset.as_numpy_iterator()
+        ]
+        self.assertAlmostEqual(float(np.mean(truth)), 0.5, delta=0.1)
+
+    def test_task_weights_belong_in_the_loss(self):
+        with self.assertRaisesRegex(ValueError, "task_weights"):
+            expand_table(wide_table(), packed=True, ground_truth_weight=5.0)
+        with self.assertRaisesRegex(ValueError, "task_weights"):
+            expand_table(wide_table(), packed=True, teacher_weight={"vader": 2})

@@ -85,3 +85,70 @@ class MaskedMultiTaskLossTest(TestCase):
         self.assertIsInstance(revived, MaskedMultiTaskLoss)
         self.assertEqual(revived.get_config(), loss.get_config())
         self.assertEqual(revived.loss, "binary_crossentropy")
+
+
+class PerTaskNormalizationTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        rng = np.random.default_rng(0)
+        # (rows, tasks, labels): task 0 (ground truth) on one row only.
+        self.y_true = rng.random((4, 3, 2)).astype("float32")
+        self.y_true[1:, 0] = NAN
+        self.y_true[0, 2, 1] = NAN
+        self.y_pred = rng.random((4, 3, 2)).astype("float32")
+
+    def task_means(self):
+        errors = (self.y_true - self.y_pred) ** 2
+        return np.array([np.nanmean(errors[:, k]) for k in range(3)])
+
+    def test_each_task_gets_an_equal_share(self):
+        loss = MaskedMultiTaskLoss(normalize="tasks")
+        self.assertAllClose(
+            loss(self.y_true, self.y_pred), self.task_means().mean(), atol=1e-6
+        )
+        # Unlike the mean over entries, where the ground truth's 2 of 23
+        # entries weigh 2/23.
+        entries = MaskedMultiTaskLoss()(self.y_true, self.y_pred)
+        self.assertNotAlmostEqual(
+            float(entries), float(self.task_means().mean()), places=3
+        )
+
+    def test_task_weights_and_absent_tasks(self):
+        loss = MaskedMultiTaskLoss(normalize="tasks", task_weights=[3, 1, 0])
+        means = self.task_means()
+        self.assertAllClose(
+            loss(self.y_true, self.y_pred),
+            (3 * means[0] + means[1]) / 4,
+            atol=1e-6,
+        )
+        # A task with no target in the batch drops out of the average.
+        y_true = self.y_true.copy()
+        y_true[:, 0] = NAN
+        self.assertAllClose(loss(y_true, self.y_pred), means[1], atol=1e-6)
+
+    def test_gradients_are_finite(self):
+        loss = MaskedMultiTaskLoss(normalize="tasks")
+        gradient = self.gradient(
+            lambda p: loss(self.y_true, p), self.y_pred.copy()
+        )
+        self.assertTrue(np.isfinite(gradient).all())
+        self.assertAllClose(gradient[np.isnan(self.y_true)], 0.0)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "normalize"):
+            MaskedMultiTaskLoss(normalize="rows")
+        with self.assertRaisesRegex(ValueError, "task_weights"):
+            MaskedMultiTaskLoss(task_weights=[1, 2])
+        with self.assertRaisesRegex(ValueError, "packed targets"):
+            MaskedMultiTaskLoss(normalize="tasks")(
+                np.ones((2, 3)), np.ones((2, 3))
+            )
+        with self.assertRaisesRegex(ValueError, "2 weights for targets of 3"):
+            MaskedMultiTaskLoss(normalize="tasks", task_weights=[1, 2])(
+                self.y_true, self.y_pred
+            )
+
+    def test_serialization(self):
+        self.run_serialization_test(
+            MaskedMultiTaskLoss(normalize="tasks", task_weights=[2, 1, 1])
+        )

@@ -215,3 +215,81 @@ class LayoutMapTest(TestCase):
         )
         with self.assertRaisesRegex(ValueError, "no axis 'model'"):
             Teacher2TaskBackbone.get_layout_map(mesh)
+
+
+def packed_backbone(num_teachers=3, **kwargs):
+    return Teacher2TaskBackbone(
+        num_teachers=num_teachers, task_layout="packed", **TINY_T5, **kwargs
+    )
+
+
+class PackedTeacher2TaskBackboneTest(TestCase):
+    def test_outputs(self):
+        backbone = packed_backbone()
+        inputs = text_inputs()
+        del inputs["teacher_id"]
+        outputs = backbone(inputs)
+        self.assertEqual(tuple(outputs["sequence_output"].shape), (2, 9, 8))
+        self.assertEqual(tuple(outputs["task_output"].shape), (2, 4, 8))
+        self.assertAllClose(
+            outputs["task_output"], outputs["sequence_output"][:, :4]
+        )
+        self.assertAllClose(
+            outputs["pooled_output"], outputs["sequence_output"][:, 0]
+        )
+        self.assertNotIn("teacher_id", backbone.input)
+        self.assertTrue(backbone.packed)
+
+    def test_input_encoding_ignores_the_task_tokens(self):
+        # Input positions attend only to input positions: changing every
+        # task vector leaves their encoding exactly as it was, and moves
+        # the task outputs.
+        backbone = packed_backbone()
+        inputs = text_inputs()
+        del inputs["teacher_id"]
+        before = keras.ops.convert_to_numpy(backbone(inputs)["sequence_output"])
+        table = backbone.task_tokens.embeddings
+        table.assign(table + 1.0)
+        after = keras.ops.convert_to_numpy(backbone(inputs)["sequence_output"])
+        self.assertAllClose(after[:, 4:], before[:, 4:], atol=1e-6)
+        self.assertGreater(np.abs(after[:, :4] - before[:, :4]).max(), 1e-3)
+
+    def test_tasks_do_not_see_each_other_or_padding(self):
+        # Each task position attends to itself and the input only: moving
+        # task 2's vector changes task 2's output and no other; changing a
+        # padded token changes nothing.
+        backbone = packed_backbone()
+        inputs = text_inputs()
+        del inputs["teacher_id"]
+        before = keras.ops.convert_to_numpy(backbone(inputs)["task_output"])
+        table = keras.ops.convert_to_numpy(backbone.task_tokens.embeddings)
+        table[2] += 1.0
+        backbone.task_tokens.embeddings.assign(table)
+        after = keras.ops.convert_to_numpy(backbone(inputs)["task_output"])
+        changed = np.abs(after - before).max(axis=(0, 2)) > 1e-4
+        self.assertAllEqual(changed, [False, False, True, False])
+
+        inputs["token_ids"] = inputs["token_ids"].copy()
+        inputs["token_ids"][0, 3:] = [9, 9]  # Padded positions of row 0.
+        again = keras.ops.convert_to_numpy(backbone(inputs)["task_output"])
+        self.assertAllClose(again, after, atol=1e-6)
+
+    def test_serialization(self):
+        backbone = packed_backbone()
+        revived = self.run_serialization_test(backbone)
+        self.assertEqual(revived.task_layout, "packed")
+
+    def test_unknown_layout(self):
+        with self.assertRaisesRegex(ValueError, "task_layout"):
+            Teacher2TaskBackbone(num_teachers=2, task_layout="fused", **TINY_T5)
+
+    def test_from_t5_backbone_carries_encoder_weights(self):
+        t5 = keras_hub.models.T5Backbone(**TINY_T5)
+        backbone = Teacher2TaskBackbone.from_t5_backbone(
+            t5, num_teachers=2, task_layout="packed"
+        )
+        self.assertTrue(backbone.packed)
+        self.assertAllClose(
+            backbone.get_layer("transformer_encoder_layer_1").get_weights()[0],
+            t5.get_layer("transformer_encoder_layer_1").get_weights()[0],
+        )

@@ -216,3 +216,129 @@ class Teacher2TaskClassifierTest(TestCase):
         self.assertGreater(float(np.abs(shuffled - in_order).max()), 1e-4)
         self.assertIn("val_loss", history)
         self.assertIn("val_pr_auc", history)
+
+
+def packed_classifier(num_labels=1, num_teachers=3, **kwargs):
+    backbone = Teacher2TaskBackbone(
+        num_teachers=num_teachers,
+        feature_dim=8,
+        task_layout="packed",
+        **TINY,
+    )
+    return Teacher2TaskClassifier(backbone, num_labels=num_labels, **kwargs)
+
+
+def packed_table(num_rows=128, num_labels=1):
+    """Synthetic rows and their packed targets `(rows, N + 1, labels)`."""
+    data = keras_t2t.datasets.make_synthetic_teachers(
+        num_rows=num_rows, num_labels=num_labels
+    )
+    y = np.concatenate(
+        [data["labels"][:, None], data["teacher_scores"]], axis=1
+    ).astype("float32")
+    return data, y
+
+
+class PackedTeacher2TaskClassifierTest(TestCase):
+    def test_fit_lowers_the_loss(self):
+        data, y = packed_table(num_rows=256, num_labels=2)
+        for mixture in (False, True):
+            classifier = packed_classifier(
+                num_labels=2, ground_truth_mixture=mixture
+            )
+            classifier.compile(
+                loss=keras_t2t.losses.MaskedMultiTaskLoss(normalize="tasks")
+            )
+            history = classifier.fit(
+                data["inputs"], y, epochs=4, batch_size=32, verbose=0
+            )
+            losses = history.history["loss"]
+            self.assertLess(losses[-1], 0.8 * losses[0], (mixture, losses))
+            self.assertTrue(np.isfinite(history.history["pr_auc"]).all())
+
+    def test_fit_on_a_packed_expansion(self):
+        data, y = packed_table(num_rows=64)
+        vocabulary = keras_t2t.TeacherVocabulary(["a", "b", "c"])
+        table = {"features": data["inputs"]["features"], "label": y[:, 0]}
+        table.update({name: y[:, k + 1] for k, name in enumerate("abc")})
+        dataset = keras_t2t.data.expand(
+            table,
+            vocabulary,
+            inputs="features",
+            ground_truth="label",
+            packed=True,
+            batch_size=16,
+        )
+        classifier = packed_classifier(teacher_vocabulary=vocabulary)
+        history = classifier.fit(dataset, epochs=2, verbose=0)
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+
+    def test_predict_reads_one_task_or_all(self):
+        data, _ = packed_table(num_rows=10, num_labels=2)
+        classifier = packed_classifier(num_labels=2)
+        ground_truth = classifier.predict(data["inputs"], verbose=0)
+        every_task = classifier.predict(
+            data["inputs"], all_tasks=True, verbose=0
+        )
+        self.assertEqual(ground_truth.shape, (10, 2))
+        self.assertEqual(every_task.shape, (10, 4, 2))
+        self.assertAllClose(every_task[:, 0], ground_truth)
+
+    def test_per_example_all_tasks_match_their_teacher_ids(self):
+        data, x, _, _ = expanded(num_rows=6)
+        classifier = feature_classifier()
+        every_task = classifier.predict(
+            data["inputs"], all_tasks=True, verbose=0
+        )
+        self.assertEqual(every_task.shape, (6, 4, 1))
+        for task in range(4):
+            one = classifier.predict(
+                {**data["inputs"], "teacher_id": np.full(6, task, "int32")},
+                verbose=0,
+            )
+            self.assertAllClose(every_task[:, task], one, atol=1e-6)
+        with self.assertRaisesRegex(ValueError, "without 'teacher_id'"):
+            classifier.predict(x, all_tasks=True, verbose=0)
+
+    def test_metrics_read_the_ground_truth_task(self):
+        data, y = packed_table(num_rows=64)
+        classifier = packed_classifier()
+        classifier.compile()
+        scores = classifier.predict(data["inputs"], verbose=0)
+        results = classifier.evaluate(
+            data["inputs"], y, batch_size=64, return_dict=True, verbose=0
+        )
+        labelled = ~np.isnan(y[:, 0, 0])
+        expected = average_precision_score(
+            y[labelled, 0, 0], scores[labelled, 0]
+        )
+        self.assertAlmostEqual(results["pr_auc"], expected, delta=0.01)
+
+    def test_saving(self):
+        data, y = packed_table(num_rows=32)
+        classifier = packed_classifier(
+            teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b", "c"]),
+            ground_truth_mixture=True,
+        )
+        classifier.compile(
+            loss=keras_t2t.losses.MaskedMultiTaskLoss(
+                normalize="tasks", task_weights=[2, 1, 1, 1]
+            )
+        )
+        classifier.fit(data["inputs"], y, epochs=1, batch_size=16, verbose=0)
+        revived = self.run_model_saving_test(classifier, data["inputs"])
+        self.assertTrue(revived.ground_truth_mixture)
+        self.assertEqual(revived.loss.task_weights, [2.0, 1.0, 1.0, 1.0])
+        revived.fit(data["inputs"], y, epochs=1, batch_size=16, verbose=0)
+
+    def test_bad_inputs_and_targets(self):
+        data, y = packed_table(num_rows=8)
+        classifier = packed_classifier()
+        with self.assertRaisesRegex(ValueError, "takes no 'teacher_id'"):
+            classifier.predict(
+                {**data["inputs"], "teacher_id": np.zeros(8, "int32")}
+            )
+        with self.assertRaisesRegex(ValueError, r"\(batch, 4, 1\)"):
+            classifier.fit(data["inputs"], y[:, :3], verbose=0)
+        with self.assertRaisesRegex(ValueError, "packed backbone"):
+            feature_classifier(ground_truth_mixture=True)

@@ -1,0 +1,60 @@
+import keras
+import numpy as np
+
+from keras_t2t.layers import TaskMixture
+from keras_t2t.layers import TaskTokens
+from tests.test_case import TestCase
+
+
+class TaskTokensTest(TestCase):
+    def test_prepends_every_task_vector(self):
+        layer = TaskTokens(num_teachers=2, hidden_dim=4)
+        sequence = np.random.rand(2, 5, 4).astype("float32")
+        padding_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+        outputs, mask = layer(sequence, padding_mask)
+        self.assertEqual(tuple(outputs.shape), (2, 8, 4))
+        table = keras.ops.convert_to_numpy(layer.embeddings)
+        self.assertAllClose(outputs[:, :3], np.stack([table, table]))
+        self.assertAllClose(outputs[:, 3:], sequence)
+
+        mask = keras.ops.convert_to_numpy(mask)
+        self.assertEqual(mask.shape, (2, 8, 8))
+        # Task rows: the task itself and the real input positions.
+        self.assertAllEqual(mask[0, 1], [0, 1, 0, 1, 1, 1, 0, 0])
+        self.assertAllEqual(mask[1, 2], [0, 0, 1, 1, 1, 1, 1, 1])
+        # Input rows: real input positions only, never a task.
+        self.assertAllEqual(mask[0, 3:, :3], np.zeros((5, 3)))
+        self.assertAllEqual(mask[0, 4, 3:], [1, 1, 1, 0, 0])
+
+    def test_symbolic_shapes(self):
+        layer = TaskTokens(num_teachers=3, hidden_dim=8)
+        outputs, mask = layer(keras.Input((7, 8)), keras.Input((7,)))
+        self.assertEqual(tuple(outputs.shape), (None, 11, 8))
+        self.assertEqual(tuple(mask.shape), (None, 11, 11))
+
+    def test_serialization(self):
+        self.run_serialization_test(TaskTokens(num_teachers=3, hidden_dim=8))
+
+
+class TaskMixtureTest(TestCase):
+    def test_starts_as_the_teachers_mean_logit(self):
+        layer = TaskMixture(num_teachers=3, num_labels=2)
+        logits = np.random.normal(size=(4, 4, 2)).astype("float32")
+        logits[:, 0] = 0.0
+        mixed = keras.ops.convert_to_numpy(layer(logits))
+        self.assertAllClose(mixed[:, 0], logits[:, 1:].mean(axis=1), atol=1e-6)
+        # The teacher tasks pass through.
+        self.assertAllClose(mixed[:, 1:], logits[:, 1:])
+
+    def test_learned_weights_and_residual(self):
+        layer = TaskMixture(num_teachers=2, num_labels=1)
+        logits = np.random.normal(size=(3, 3, 1)).astype("float32")
+        layer.build(logits.shape)
+        layer.teacher_weights.assign([2.0, -1.0])
+        layer.bias.assign([0.5])
+        mixed = keras.ops.convert_to_numpy(layer(logits))
+        expected = logits[:, 0] + 2 * logits[:, 1] - logits[:, 2] + 0.5
+        self.assertAllClose(mixed[:, 0], expected, atol=1e-5)
+
+    def test_serialization(self):
+        self.run_serialization_test(TaskMixture(num_teachers=3, num_labels=2))
