@@ -303,22 +303,39 @@ def pseudo_labels(task, rows, labelled, scores=None):
 
 
 class _BestOnValidation(keras.callbacks.Callback):
-    """Keeps the weights with the best validation PR-AUC (ground truth)."""
+    """Keeps the weights with the best validation PR-AUC (ground truth).
 
-    def __init__(self, inputs, labels, label, every):
+    With `labelled` rows `(x, y)`, a Teacher2Task student also fits its
+    task combination on them at each evaluation and is scored by the
+    reading it keeps (`Teacher2TaskClassifier.fit_combination`).
+    """
+
+    def __init__(self, inputs, labels, label, every, labelled=None):
         super().__init__()
         self.inputs, self.labels = inputs, labels
-        self.label, self.every = label, every
+        self.label, self.every, self.labelled = label, every, labelled
         self.best, self.best_step, self.weights = -1.0, 0, None
+        self.combination = None
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = self.model.predict(self.inputs, batch_size=512, verbose=0)
-        value = pr_auc(self.labels, scores)
         step = (epoch + 1) * self.every
-        print(f"    {self.label}: step {step}, validation PR-AUC {value:.3f}")
+        if self.labelled is None:
+            scores = self.model.predict(self.inputs, batch_size=512, verbose=0)
+            value, note = pr_auc(self.labels, scores), ""
+        else:
+            report = self.model.fit_combination(
+                *self.labelled, validation_data=(self.inputs, self.labels)
+            )
+            value = max(report["task_0"], report["combined"])
+            note = (
+                f" (task 0 {report['task_0']:.3f}, combined "
+                f"{report['combined']:.3f})"
+            )
+        print(f"    {self.label}: step {step}, validation {value:.3f}{note}")
         if value > self.best:
             self.best, self.best_step = value, step
             self.weights = self.model.get_weights()
+            self.combination = getattr(self.model, "combination", None)
 
 
 def train_student(method, task, split, args, seed, aggregated=None):
@@ -331,6 +348,10 @@ def train_student(method, task, split, args, seed, aggregated=None):
     `"student_ground_truth"`. Every method trains the same architecture
     for the same number of steps on batches of `args.batch_size`
     examples, keeping the checkpoint with the best validation PR-AUC.
+
+    A Teacher2Task student reads the ground truth as the library does by
+    default: task 0, or its learned combination of the teacher tasks
+    where that wins on validation.
 
     Returns `(ground-truth scores, all-task scores or None)` on the test
     rows.
@@ -403,8 +424,14 @@ def train_student(method, task, split, args, seed, aggregated=None):
         optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[]
     )
     val_inputs = {name: value[val] for name, value in task.inputs.items()}
+    labelled_rows = None
+    if method.startswith("teacher2task"):
+        labelled_rows = (
+            {name: value[labelled] for name, value in rows.items()},
+            labels[labelled],
+        )
     best = _BestOnValidation(
-        val_inputs, task.labels[val], method, args.eval_every
+        val_inputs, task.labels[val], method, args.eval_every, labelled_rows
     )
     classifier.fit(
         dataset,
@@ -414,13 +441,15 @@ def train_student(method, task, split, args, seed, aggregated=None):
         verbose=0,
     )
     classifier.set_weights(best.weights)
+    classifier.combination = best.combination
     test_inputs = {name: value[test] for name, value in task.inputs.items()}
+    scores = classifier.predict(test_inputs, batch_size=512, verbose=0)
     if not method.startswith("teacher2task"):
-        return classifier.predict(test_inputs, batch_size=512, verbose=0), None
+        return scores, None
     tasks = classifier.predict(
         test_inputs, batch_size=512, all_tasks=True, verbose=0
     )
-    return tasks[:, 0], tasks
+    return scores, tasks
 
 
 def run(task, args):
@@ -464,9 +493,9 @@ def run(task, args):
                 method, task, split, args, seed, aggregated
             )
             if tasks is not None:
-                scores[f"{method}: mean of teacher tasks"] = tasks[:, 1:].mean(
-                    axis=1
-                )
+                teacher_mean = tasks[:, 1:].mean(axis=1)
+                scores[f"{method}: task 0 alone"] = tasks[:, 0]
+                scores[f"{method}: mean of teacher tasks"] = teacher_mean
             print(f"  {method}: {time.time() - start:.0f} s")
         for name, value in scores.items():
             results.setdefault(name, []).append(pr_auc(truth, value))

@@ -27,9 +27,11 @@ def export_saved_model(classifier, base_dir, version=1, probe=None):
     `tensorflow/serving/predict`):
 
     - `serving_default`: raw input -> `confidences` `(batch, num_labels)`,
-      the ground-truth task (teacher id 0). A text model (one with a
-      `TextPreprocessor`) takes `text`, a string vector, tokenized inside
-      the graph; longer texts are truncated to the sequence length. A
+      the ground-truth task (teacher id 0), or the classifier's
+      `combination` of its teacher tasks when it has one. A text model
+      (one with a `TextPreprocessor`) takes `text`, a string vector,
+      tokenized inside the graph; longer texts are truncated to the
+      sequence length. A
       feature model takes `features` `(batch, seq, feature_dim)`, any
       `seq`, all positions attended.
     - `all_tasks`: the same input -> one output per task, keyed by task
@@ -130,7 +132,11 @@ def _export(classifier, path, probe_file):
         return classifier(inputs, training=False)
 
     def ground_truth(model_inputs):
-        return {"confidences": run(model_inputs, 0)}
+        combination = classifier.combination
+        if combination is None:
+            return {"confidences": run(model_inputs, 0)}
+        tasks = [run(model_inputs, k) for k in range(num_teachers + 1)]
+        return {"confidences": combination(tf.stack(tasks, axis=1))}
 
     def all_tasks(model_inputs):
         return {

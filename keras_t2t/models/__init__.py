@@ -1,4 +1,5 @@
+from keras_t2t.models.task_combination import TaskCombination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 from keras_t2t.models.teacher2task_classifier import Teacher2TaskClassifier
 
-__all__ = ["Teacher2TaskBackbone", "Teacher2TaskClassifier"]
+__all__ = ["TaskCombination", "Teacher2TaskBackbone", "Teacher2TaskClassifier"]

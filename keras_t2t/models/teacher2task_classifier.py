@@ -8,6 +8,7 @@ from keras_t2t.callbacks.backup_and_restore import BackupAndRestore
 from keras_t2t.layers.task_mixture import TaskMixture
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
+from keras_t2t.models.task_combination import TaskCombination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 
 
@@ -45,6 +46,10 @@ class Teacher2TaskClassifier(Task):
             truth as the ground-truth token's own output plus a learned
             mixture of the model's teacher-task outputs (see
             `keras_t2t.layers.TaskMixture`). Defaults to `False`.
+        combination: `keras_t2t.models.TaskCombination` or `None`. If set,
+            `predict` (and the exported `serving_default`) read the ground
+            truth from the teacher tasks through it; set by
+            `fit_combination`. Defaults to `None`.
         preprocessor: `None` or a callable applied to `x` inside the input
             pipeline. Defaults to `None`.
 
@@ -81,6 +86,7 @@ class Teacher2TaskClassifier(Task):
         teacher_vocabulary=None,
         dropout=0.0,
         ground_truth_mixture=False,
+        combination=None,
         preprocessor=None,
         **kwargs,
     ):
@@ -145,6 +151,60 @@ class Teacher2TaskClassifier(Task):
         self.teacher_vocabulary = teacher_vocabulary
         self.dropout = dropout
         self.ground_truth_mixture = ground_truth_mixture
+        self.combination = combination
+
+    def fit_combination(self, x, y, validation_data=None, l2=1.0):
+        """Learns to read the ground truth from the teacher tasks.
+
+        Fits a `keras_t2t.models.TaskCombination` on the model's teacher-
+        task predictions for the labelled rows `x`, `y` (the ground-truth
+        labels, NaN where unknown; the labelled training rows serve: the
+        teacher tasks never trained on their labels). With
+        `validation_data=(x_val, y_val)`, it is kept only if its PR-AUC
+        there is at least the ground-truth task's; otherwise `predict`
+        keeps reading task 0.
+
+        Args:
+            x: dict of input arrays (no `teacher_id`).
+            y: float array `(rows, num_labels)`.
+            validation_data: tuple `(x_val, y_val)` or `None`.
+            l2: float. The pull towards the teachers' mean (see
+                `TaskCombination.fit`). Defaults to `1.0`.
+
+        Returns:
+            A dict: `combination` (the fitted one), `kept` (bool) and,
+            with validation data, the validation PR-AUC of `task_0` and
+            of `combined`.
+        """
+        self.combination = None
+        scores = self.predict(x, all_tasks=True, verbose=0)
+        combination = TaskCombination.fit(scores, self._labels(y), l2=l2)
+        report = {"combination": combination, "kept": True}
+        if validation_data is not None:
+            x_val, y_val = validation_data
+            y_val = self._labels(y_val)
+            scores = self.predict(x_val, all_tasks=True, verbose=0)
+            report["task_0"] = _pr_auc(y_val, scores[:, 0])
+            report["combined"] = _pr_auc(
+                y_val, ops.convert_to_numpy(combination(scores))
+            )
+            report["kept"] = report["combined"] >= report["task_0"]
+        if report["kept"]:
+            self.combination = combination
+        return report
+
+    def _labels(self, y):
+        """Ground-truth labels as `(rows, num_labels)`, checked."""
+        y = np.asarray(y, "float32")
+        if y.ndim == 1 and self.num_labels == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != self.num_labels:
+            raise ValueError(
+                f"Ground-truth labels must have shape (rows, "
+                f"{self.num_labels}), NaN where unknown. Received shape "
+                f"{y.shape}."
+            )
+        return y
 
     def compile(
         self,
@@ -347,11 +407,18 @@ class Teacher2TaskClassifier(Task):
         """Confidences of the ground-truth task, or of every task.
 
         See `keras.Model.predict`. Returns `(batch, num_labels)` for the
-        ground truth (task 0), or with `all_tasks=True` every task's
-        confidences, `(batch, num_teachers + 1, num_labels)` (task k is
-        teacher k's style as the model learned it). A packed model reads
-        all tasks in one pass; a per-example model runs once per task.
+        ground truth, or with `all_tasks=True` every task's confidences,
+        `(batch, num_teachers + 1, num_labels)` (task k is teacher k's
+        style as the model learned it). The ground truth is task 0, or the
+        `combination` of the teacher tasks once `fit_combination` kept one.
+        A packed model reads all tasks in one pass; a per-example model
+        runs once per task.
         """
+        if self.combination is not None and not all_tasks:
+            outputs = self.predict(
+                x, batch_size=batch_size, all_tasks=True, **kwargs
+            )
+            return ops.convert_to_numpy(self.combination(outputs))
         if self.backbone.packed:
             outputs = self._predict(x, batch_size=batch_size, **kwargs)
             return outputs if all_tasks else outputs[:, 0]
@@ -590,9 +657,29 @@ class Teacher2TaskClassifier(Task):
                 ),
                 "dropout": self.dropout,
                 "ground_truth_mixture": self.ground_truth_mixture,
+                "combination": (
+                    None
+                    if self.combination is None
+                    else keras.saving.serialize_keras_object(self.combination)
+                ),
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("combination"), dict):
+            config["combination"] = keras.saving.deserialize_keras_object(
+                config["combination"]
+            )
+        return super().from_config(config)
+
+
+def _pr_auc(labels, scores):
+    metric = PRAUC(num_labels=labels.shape[-1])
+    metric.update_state(labels, scores)
+    return float(ops.convert_to_numpy(metric.result()))
 
 
 def _check_teacher_ids(teacher_id, num_teachers, backend):

@@ -34,20 +34,28 @@ class ImageDigitsRecipeTest(TestCase):
         image_digits.main(["--quick", "--output", output])
         with open(os.path.join(output, "results.json")) as f:
             results = json.load(f)
-        self.assertIn("teacher2task", results)
+        self.assertIn("teacher2task_packed", results)
+        self.assertIn("student_dawid_skene", results)
+        self.assertIn("dawid_skene (needs all teachers)", results)
         self.assertIn("pixel logistic regression on pseudo-labels", results)
 
 
 class VideoClipsRecipeTest(TestCase):
     def test_clip_labels(self):
-        _, digits, picks, labels = video_clips.make_clips(50)
-        self.assertEqual(picks.shape, (50, 4))
+        _, digits, picks, labels, groups = video_clips.make_clips(50)
+        self.assertEqual(picks.shape, (50, 6))
         self.assertAllEqual(labels, (digits[picks] == 3).any(axis=1))
+        # A clip's frames come from its group's images only.
+        _, _, many, _, many_groups = video_clips.make_clips(3000)
+        owners = {}
+        for clip, group in zip(many, many_groups, strict=True):
+            for image in clip:
+                self.assertEqual(owners.setdefault(image, group), group)
 
     def test_tiny_end_to_end(self):
         output = self.get_temp_dir()
         video_clips.main(["--quick", "--clips", "300", "--output", output])
         with open(os.path.join(output, "results.json")) as f:
             results = json.load(f)
-        self.assertIn("teacher2task", results)
-        self.assertIn("teacher: first_frames", results)
+        self.assertIn("teacher2task_packed", results)
+        self.assertIn("teacher: first_half", results)

@@ -38,14 +38,18 @@ class TextSentimentRecipeTest(TestCase):
         with open(os.path.join(output, "results.json")) as f:
             results = json.load(f)
         for method in (
-            "teacher2task",
-            "student_pseudo_labels",
+            "teacher2task_packed",
+            "teacher2task_per_example",
+            "student_teacher_mean",
+            "student_majority_vote",
+            "student_dawid_skene",
+            "student_snorkel",
             "student_ground_truth",
             "teacher: vader",
-            "teacher_mean",
-            "majority_vote",
-            "dawid_skene",
-            "snorkel_label_model",
+            "teacher_mean (needs all teachers)",
+            "majority_vote (needs all teachers)",
+            "dawid_skene (needs all teachers)",
+            "snorkel (needs all teachers)",
             "TF-IDF + logistic regression on ground truth",
             "TF-IDF + logistic regression on pseudo-labels",
         ):
