@@ -65,7 +65,7 @@ def add_common_flags(parser, **defaults):
         "learning_rate": 1e-3,
         "ground_truth_weight": 5.0,
         "balance": 0.0,
-        "task_normalize": "tasks",
+        "task_normalize": "entries",
         "ground_truth_mixture": 0,
         "split_seed": 0,
         "schedule": "constant",

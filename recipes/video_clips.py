@@ -118,7 +118,13 @@ def build_task(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    common.add_common_flags(parser, name="video_clips", steps=600)
+    common.add_common_flags(
+        parser,
+        name="video_clips",
+        steps=1500,
+        eval_every=150,
+        schedule="cosine",
+    )
     parser.add_argument("--clips", type=int, default=4000)
     args = common.parse(parser, argv)
     return common.run(build_task(args), args)

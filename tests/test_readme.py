@@ -41,3 +41,8 @@ class ReadmeTest(TestCase):
         self.assertEqual(classifier.teacher_vocabulary.num_teachers, 3)
         history = classifier.history.history
         self.assertEqual(len(history["loss"]), 3)
+        # The documented path: packed, with the learned reading checked on
+        # validation rows.
+        self.assertTrue(classifier.backbone.packed)
+        report = namespace["report"]
+        self.assertEqual(report["kept"], classifier.combination is not None)

@@ -1,6 +1,11 @@
+import keras
 import numpy as np
 
+from keras_t2t.data.expand import expand
 from keras_t2t.teacher_vocabulary import TeacherVocabulary
+
+# The ground-truth column of the table built from the arrays.
+_GROUND_TRUTH = "__ground_truth__"
 
 
 def expand_arrays(inputs, labels, teacher_scores, ground_truth_weight=1.0):
@@ -11,6 +16,8 @@ def expand_arrays(inputs, labels, teacher_scores, ground_truth_weight=1.0):
     The result has one example per (row, source) with at least one present
     value: ground-truth examples get teacher id 0, teacher k's examples id
     k. Rows where a source has no value give no example for that source.
+    The arrays go through `keras_t2t.data.expand`, so they are checked the
+    same way (labels 0/1, confidences in `[0, 1]`, NaN where missing).
 
     Args:
         inputs: dict of arrays with a leading row dimension, e.g.
@@ -56,14 +63,22 @@ def expand_arrays(inputs, labels, teacher_scores, ground_truth_weight=1.0):
                 f"Input '{name}' has {len(array)} rows; `labels` has "
                 f"{num_rows}."
             )
-    # (rows, 1 + N, num_labels): source 0 is the ground truth.
-    targets = np.concatenate([labels[:, None, :], teacher_scores], axis=1)
-    present = ~np.isnan(targets).all(axis=-1)
-    rows, sources = np.nonzero(present)
-    x = {name: np.asarray(array)[rows] for name, array in inputs.items()}
-    x["teacher_id"] = sources.astype("int32")
-    y = targets[rows, sources]
-    sample_weight = np.where(
-        sources == TeacherVocabulary.GROUND_TRUTH_ID, ground_truth_weight, 1.0
-    ).astype("float32")
+    # One expansion for every path: the arrays become a table for
+    # `expand`, which checks the values and expands them.
+    names = [f"teacher_{k}" for k in range(1, teacher_scores.shape[1] + 1)]
+    table = dict(inputs, **{_GROUND_TRUTH: labels})
+    for k, name in enumerate(names):
+        table[name] = teacher_scores[:, k]
+    dataset = expand(
+        table,
+        TeacherVocabulary(names),
+        inputs=list(inputs),
+        ground_truth=_GROUND_TRUTH,
+        num_labels=num_labels,
+        ground_truth_weight=ground_truth_weight,
+        batch_size=max(1, len(labels) * (1 + len(names))),
+    )
+    x, y, sample_weight = keras.tree.map_structure(
+        lambda t: t.numpy(), dataset.get_single_element()
+    )
     return x, y, sample_weight

@@ -153,44 +153,64 @@ class Teacher2TaskClassifier(Task):
         self.ground_truth_mixture = ground_truth_mixture
         self.combination = combination
 
-    def fit_combination(self, x, y, validation_data=None, l2=1.0):
+    def fit_combination(self, x, y, validation_data=None, l2="auto"):
         """Learns to read the ground truth from the teacher tasks.
 
         Fits a `keras_t2t.models.TaskCombination` on the model's teacher-
         task predictions for the labelled rows `x`, `y` (the ground-truth
         labels, NaN where unknown; the labelled training rows serve: the
         teacher tasks never trained on their labels). With
-        `validation_data=(x_val, y_val)`, it is kept only if its PR-AUC
-        there is at least the ground-truth task's; otherwise `predict`
-        keeps reading task 0.
+        `validation_data=(x_val, y_val)`, the pull towards the teachers'
+        mean (`l2="auto"`) is chosen there, and the combination is kept
+        only if its validation PR-AUC is at least the ground-truth task's;
+        otherwise `predict` keeps reading task 0.
 
         Args:
             x: dict of input arrays (no `teacher_id`).
             y: float array `(rows, num_labels)`.
             validation_data: tuple `(x_val, y_val)` or `None`.
-            l2: float. The pull towards the teachers' mean (see
-                `TaskCombination.fit`). Defaults to `1.0`.
+            l2: float or `"auto"`. The pull towards the teachers' mean (see
+                `TaskCombination.fit`). `"auto"` picks one of
+                `(1, 10, 100, 1000)` on the validation data, or 10 without.
+                Defaults to `"auto"`.
 
         Returns:
-            A dict: `combination` (the fitted one), `kept` (bool) and,
-            with validation data, the validation PR-AUC of `task_0` and
-            of `combined`.
+            A dict: `combination` (the fitted one), `l2`, `kept` (bool)
+            and, with validation data, the validation PR-AUC of `task_0`
+            and of `combined`.
         """
         self.combination = None
         scores = self.predict(x, all_tasks=True, verbose=0)
-        combination = TaskCombination.fit(scores, self._labels(y), l2=l2)
-        report = {"combination": combination, "kept": True}
-        if validation_data is not None:
+        labels = self._labels(y)
+        candidates = [l2]
+        if l2 == "auto":
+            candidates = [1.0, 10.0, 100.0, 1000.0]
+            if validation_data is None:
+                candidates = [10.0]
+        report = {"kept": True}
+        if validation_data is None:
+            report["l2"] = candidates[0]
+            report["combination"] = TaskCombination.fit(
+                scores, labels, l2=candidates[0]
+            )
+        else:
             x_val, y_val = validation_data
             y_val = self._labels(y_val)
-            scores = self.predict(x_val, all_tasks=True, verbose=0)
-            report["task_0"] = _pr_auc(y_val, scores[:, 0])
-            report["combined"] = _pr_auc(
-                y_val, ops.convert_to_numpy(combination(scores))
-            )
+            val_scores = self.predict(x_val, all_tasks=True, verbose=0)
+            report["task_0"] = _pr_auc(y_val, val_scores[:, 0])
+            report["combined"] = -1.0
+            for strength in candidates:
+                combination = TaskCombination.fit(scores, labels, l2=strength)
+                value = _pr_auc(
+                    y_val, ops.convert_to_numpy(combination(val_scores))
+                )
+                if value > report["combined"]:
+                    report.update(
+                        combined=value, combination=combination, l2=strength
+                    )
             report["kept"] = report["combined"] >= report["task_0"]
         if report["kept"]:
-            self.combination = combination
+            self.combination = report["combination"]
         return report
 
     def _labels(self, y):
