@@ -117,13 +117,11 @@ class ExportTest(TestCase):
             outputs["serving_default"]["confidences"], expected, atol=1e-5
         )
         self.assertEqual(set(outputs["all_tasks"]), set(VOCABULARY.names))
-        batch = len(expected)
+        tasks = classifier.predict(model_inputs, all_tasks=True, verbose=0)
         for task_id, name in enumerate(VOCABULARY.names):
-            ids = np.full(batch, task_id, "int32")
-            expected = classifier.predict(
-                {**model_inputs, "teacher_id": ids}, verbose=0
+            self.assertAllClose(
+                outputs["all_tasks"][name], tasks[:, task_id], atol=1e-5
             )
-            self.assertAllClose(outputs["all_tasks"][name], expected, atol=1e-5)
         return path
 
     def test_feature_model(self):
@@ -143,6 +141,29 @@ class ExportTest(TestCase):
             {"features": features, "padding_mask": mask}, verbose=0
         )
         self.assertAllClose(masked, expected, atol=1e-5)
+
+    def test_packed_model_with_a_combination(self):
+        backbone = keras_t2t.models.Teacher2TaskBackbone(
+            num_teachers=3,
+            feature_dim=6,
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+            task_layout="packed",
+        )
+        classifier = keras_t2t.models.Teacher2TaskClassifier(
+            backbone, teacher_vocabulary=VOCABULARY
+        )
+        x = {"features": np.random.rand(32, 5, 6).astype("float32")}
+        classifier.fit(x, np.random.rand(32, 4, 1), epochs=1, verbose=0)
+        labels = (np.arange(32) % 2).astype("float32")
+        classifier.fit_combination(x, labels)
+        self.assertIsNotNone(classifier.combination)
+        features = np.random.rand(7, 9, 6).astype("float32")
+        self.assert_signatures_match(
+            classifier, {"features": features}, {"features": features}
+        )
 
     def test_text_model(self):
         classifier = text_classifier()
