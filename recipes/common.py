@@ -66,7 +66,6 @@ def add_common_flags(parser, **defaults):
         "ground_truth_weight": 5.0,
         "balance": 0.0,
         "task_normalize": "entries",
-        "ground_truth_mixture": 0,
         "split_seed": 0,
         "schedule": "constant",
     }
@@ -408,7 +407,6 @@ def train_student(method, task, split, args, seed, aggregated=None):
         backbone,
         num_labels=task.labels.shape[1],
         teacher_vocabulary=vocabulary,
-        ground_truth_mixture=packed and bool(args.ground_truth_mixture),
     )
     learning_rate = args.learning_rate
     if args.schedule == "cosine":

@@ -5,7 +5,6 @@ from keras import ops
 from keras_hub.models import Task
 
 from keras_t2t.callbacks.backup_and_restore import BackupAndRestore
-from keras_t2t.layers.task_mixture import TaskMixture
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
 from keras_t2t.models.task_combination import TaskCombination
@@ -42,10 +41,6 @@ class Teacher2TaskClassifier(Task):
             teacher names, kept with the model for lookups and export;
             must have `backbone.num_teachers` teachers. Defaults to `None`.
         dropout: float. Dropout before the head. Defaults to `0.0`.
-        ground_truth_mixture: bool. Packed models only: read the ground
-            truth as the ground-truth token's own output plus a learned
-            mixture of the model's teacher-task outputs (see
-            `keras_t2t.layers.TaskMixture`). Defaults to `False`.
         combination: `keras_t2t.models.TaskCombination` or `None`. If set,
             `predict` (and the exported `serving_default`) read the ground
             truth from the teacher tasks through it; set by
@@ -85,17 +80,10 @@ class Teacher2TaskClassifier(Task):
         num_labels=1,
         teacher_vocabulary=None,
         dropout=0.0,
-        ground_truth_mixture=False,
         combination=None,
         preprocessor=None,
         **kwargs,
     ):
-        if ground_truth_mixture and not backbone.packed:
-            raise ValueError(
-                "`ground_truth_mixture=True` mixes the outputs of every task "
-                "of a row, which only a packed backbone "
-                "(task_layout='packed') computes together."
-            )
         if isinstance(teacher_vocabulary, dict):
             teacher_vocabulary = keras.saving.deserialize_keras_object(
                 teacher_vocabulary
@@ -121,18 +109,10 @@ class Teacher2TaskClassifier(Task):
         )
         self.output_dense = keras.layers.Dense(
             num_labels,
-            activation=None if ground_truth_mixture else "sigmoid",
+            activation="sigmoid",
             dtype=backbone.dtype_policy,
             name="confidences",
         )
-        self.task_mixture = None
-        if ground_truth_mixture:
-            self.task_mixture = TaskMixture(
-                backbone.num_teachers,
-                num_labels,
-                dtype=backbone.dtype_policy,
-                name="task_mixture",
-            )
 
         # === Functional Model ===
         inputs = backbone.input
@@ -140,17 +120,12 @@ class Teacher2TaskClassifier(Task):
         x = outputs["task_output" if backbone.packed else "pooled_output"]
         x = self.output_dropout(x)
         outputs = self.output_dense(x)
-        if self.task_mixture is not None:
-            outputs = keras.layers.Activation(
-                "sigmoid", dtype=backbone.dtype_policy, name="sigmoid"
-            )(self.task_mixture(outputs))
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.num_labels = num_labels
         self.teacher_vocabulary = teacher_vocabulary
         self.dropout = dropout
-        self.ground_truth_mixture = ground_truth_mixture
         self.combination = combination
 
     def fit_combination(self, x, y, validation_data=None, l2="auto"):
@@ -676,7 +651,6 @@ class Teacher2TaskClassifier(Task):
                     )
                 ),
                 "dropout": self.dropout,
-                "ground_truth_mixture": self.ground_truth_mixture,
                 "combination": (
                     None
                     if self.combination is None

@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 
-from keras_t2t.layers import TaskMixture
 from keras_t2t.layers import TaskTokens
 from tests.test_case import TestCase
 
@@ -34,27 +33,3 @@ class TaskTokensTest(TestCase):
 
     def test_serialization(self):
         self.run_serialization_test(TaskTokens(num_teachers=3, hidden_dim=8))
-
-
-class TaskMixtureTest(TestCase):
-    def test_starts_as_the_teachers_mean_logit(self):
-        layer = TaskMixture(num_teachers=3, num_labels=2)
-        logits = np.random.normal(size=(4, 4, 2)).astype("float32")
-        logits[:, 0] = 0.0
-        mixed = keras.ops.convert_to_numpy(layer(logits))
-        self.assertAllClose(mixed[:, 0], logits[:, 1:].mean(axis=1), atol=1e-6)
-        # The teacher tasks pass through.
-        self.assertAllClose(mixed[:, 1:], logits[:, 1:])
-
-    def test_learned_weights_and_residual(self):
-        layer = TaskMixture(num_teachers=2, num_labels=1)
-        logits = np.random.normal(size=(3, 3, 1)).astype("float32")
-        layer.build(logits.shape)
-        layer.teacher_weights.assign([2.0, -1.0])
-        layer.bias.assign([0.5])
-        mixed = keras.ops.convert_to_numpy(layer(logits))
-        expected = logits[:, 0] + 2 * logits[:, 1] - logits[:, 2] + 0.5
-        self.assertAllClose(mixed[:, 0], expected, atol=1e-5)
-
-    def test_serialization(self):
-        self.run_serialization_test(TaskMixture(num_teachers=3, num_labels=2))

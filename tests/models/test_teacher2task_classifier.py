@@ -242,18 +242,16 @@ def packed_table(num_rows=128, num_labels=1):
 class PackedTeacher2TaskClassifierTest(TestCase):
     def test_fit_lowers_the_loss(self):
         data, y = packed_table(num_rows=256, num_labels=2)
-        for mixture in (False, True):
-            classifier = packed_classifier(
-                num_labels=2, ground_truth_mixture=mixture
-            )
+        for normalize in ("entries", "tasks"):
+            classifier = packed_classifier(num_labels=2)
             classifier.compile(
-                loss=keras_t2t.losses.MaskedMultiTaskLoss(normalize="tasks")
+                loss=keras_t2t.losses.MaskedMultiTaskLoss(normalize=normalize)
             )
             history = classifier.fit(
                 data["inputs"], y, epochs=4, batch_size=32, verbose=0
             )
             losses = history.history["loss"]
-            self.assertLess(losses[-1], 0.8 * losses[0], (mixture, losses))
+            self.assertLess(losses[-1], 0.8 * losses[0], (normalize, losses))
             self.assertTrue(np.isfinite(history.history["pr_auc"]).all())
 
     def test_fit_on_a_packed_expansion(self):
@@ -318,7 +316,6 @@ class PackedTeacher2TaskClassifierTest(TestCase):
         data, y = packed_table(num_rows=32)
         classifier = packed_classifier(
             teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b", "c"]),
-            ground_truth_mixture=True,
         )
         classifier.compile(
             loss=keras_t2t.losses.MaskedMultiTaskLoss(
@@ -327,7 +324,7 @@ class PackedTeacher2TaskClassifierTest(TestCase):
         )
         classifier.fit(data["inputs"], y, epochs=1, batch_size=16, verbose=0)
         revived = self.run_model_saving_test(classifier, data["inputs"])
-        self.assertTrue(revived.ground_truth_mixture)
+        self.assertTrue(revived.backbone.packed)
         self.assertEqual(revived.loss.task_weights, [2.0, 1.0, 1.0, 1.0])
         revived.fit(data["inputs"], y, epochs=1, batch_size=16, verbose=0)
 
@@ -340,5 +337,3 @@ class PackedTeacher2TaskClassifierTest(TestCase):
             )
         with self.assertRaisesRegex(ValueError, r"\(batch, 4, 1\)"):
             classifier.fit(data["inputs"], y[:, :3], verbose=0)
-        with self.assertRaisesRegex(ValueError, "packed backbone"):
-            feature_classifier(ground_truth_mixture=True)
