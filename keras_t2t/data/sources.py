@@ -8,8 +8,15 @@ Lines and Parquet files) are read and checked eagerly with numpy, so a bad
 value is a `ValueError` naming its row, column and teacher. Streamed sources
 (`tf.data.Dataset`s, TFRecord files, TFDS datasets) are mapped and checked
 inside the `tf.data` pipeline, row by row, with the same messages.
+
+Large CSV, JSON Lines and Parquet files (`STREAM_BYTES` and more) stream in
+blocks of `_FILE_BLOCK_ROWS` rows: each block is read (pandas chunks,
+pyarrow record batches), checked like an in-memory table with row numbers
+counted across blocks, and handed to `tf.data`, so memory stays flat
+however long the file. Smaller files are read whole, which is faster.
 """
 
+import copy
 import json
 import os
 
@@ -24,6 +31,11 @@ _FILE_FORMATS = {
     ".tfrecord": "tfrecord",
     ".tfrecords": "tfrecord",
 }
+
+
+# Files this large or larger stream in blocks (wide layout).
+STREAM_BYTES = 64 * 2**20
+_FILE_BLOCK_ROWS = 65_536
 
 
 class TableSpec:
@@ -156,13 +168,23 @@ class MemoryRows:
         return self.dataset.batch(block_size).map(self.parse_block)
 
 
-def read_rows(source, spec, file_format=None):
-    """Reads `source` into `MemoryRows` or `StreamRows`."""
+def read_rows(source, spec, file_format=None, stream=None):
+    """Reads `source` into `MemoryRows` or `StreamRows`.
+
+    `stream` (files only): `True` streams a CSV, JSON Lines or Parquet file
+    in blocks, `False` reads it whole, `None` streams files of
+    `STREAM_BYTES` or more (wide layout; a long table is always read whole,
+    its items may be spread over the file).
+    """
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
         file_format = file_format or _infer_format(source)
         if file_format == "tfrecord":
             return _tfrecord_rows(source, spec)
+        if stream is None:
+            stream = os.path.getsize(source) >= STREAM_BYTES
+        if stream and spec.layout == "wide":
+            return _file_block_rows(source, file_format, spec)
         source = _read_file(source, file_format)
     if isinstance(source, tf.data.Dataset):
         if spec.layout == "long":
@@ -223,7 +245,7 @@ def _column(columns, name, role):
     return columns[name]
 
 
-def _wide_rows(columns, spec):
+def _wide_rows(columns, spec, first_row=0):
     inputs = {
         name: _stack_input(_column(columns, name, "input"), name)
         for name in spec.inputs
@@ -252,9 +274,82 @@ def _wide_rows(columns, spec):
     )
     for source_id, _ in present_sources:
         targets[:, source_id] = values[source_id]
-    row_ids = np.arange(num_rows)
+    row_ids = np.arange(first_row, first_row + num_rows)
     _check_targets(targets, spec, row_ids, "row")
     return MemoryRows(inputs, targets, row_ids)
+
+
+def _file_blocks(path, file_format):
+    """Yields the file's rows as dicts of columns, a block at a time."""
+    import pandas as pd
+
+    if file_format == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(_FILE_BLOCK_ROWS):
+            yield _columns(batch.to_pandas())
+        return
+    if file_format == "csv":
+        chunks = pd.read_csv(path, chunksize=_FILE_BLOCK_ROWS)
+    elif file_format == "jsonl":
+        chunks = pd.read_json(path, lines=True, chunksize=_FILE_BLOCK_ROWS)
+    else:
+        raise ValueError(
+            f"Unknown `file_format` {file_format!r}; use one of "
+            f"{sorted(set(_FILE_FORMATS.values()))}."
+        )
+    with chunks as reader:
+        for chunk in reader:
+            yield _columns(chunk)
+
+
+def _file_block_rows(path, file_format, spec):
+    """Streams a wide CSV, JSON Lines or Parquet file as `StreamRows`.
+
+    The first block is read here, so a bad column or value in it is a
+    `ValueError` at once; later blocks are checked as they are read, with
+    row numbers counted from the start of the file (a bad value stops the
+    pipeline with the same message).
+    """
+    blocks = _file_blocks(path, file_format)
+    first = next(blocks, None)
+    if first is None:
+        raise ValueError(f"The file {path!r} holds no rows.")
+    first = _wide_rows(first, spec)
+    num_labels = first.targets.shape[-1]
+    spec = copy.copy(spec)
+    spec.num_labels = num_labels  # Every block must hold as many labels.
+
+    def signature(value):
+        return tf.TensorSpec(
+            (None, *value.shape[1:]),
+            tf.string
+            if value.dtype.kind in "USO"
+            else tf.as_dtype(value.dtype),
+        )
+
+    element = (
+        tf.TensorSpec((None,), tf.int64),
+        {
+            "inputs": {k: signature(v) for k, v in first.inputs.items()},
+            "targets": signature(first.targets),
+        },
+    )
+
+    def generate():
+        rows = first
+        more = _file_blocks(path, file_format)
+        next(more)  # The first block, already read.
+        while rows is not None:
+            yield rows.row_ids, {"inputs": rows.inputs, "targets": rows.targets}
+            start = int(rows.row_ids[-1]) + 1 if len(rows.row_ids) else 0
+            columns = next(more, None)
+            rows = None if columns is None else _wide_rows(columns, spec, start)
+
+    dataset = tf.data.Dataset.from_generator(
+        generate, output_signature=element
+    ).unbatch()
+    return StreamRows(dataset, MemoryRows.parse_block)
 
 
 def _long_rows(columns, spec):

@@ -169,3 +169,43 @@ class SourcesTest(TestCase):
     def test_unsupported_source(self):
         with pytest.raises(ValueError, match="dict of arrays"):
             expand([1, 2, 3], VOCABULARY, INPUTS)
+
+
+class StreamedFilesTest(SourcesTest):
+    """Large files stream in blocks: same expansion, same checks."""
+
+    def setUp(self):
+        super().setUp()
+        from keras_t2t.data import sources
+
+        patches = {"STREAM_BYTES": 0, "_FILE_BLOCK_ROWS": 4}
+        for name, value in patches.items():
+            original = getattr(sources, name)
+            setattr(sources, name, value)
+            self.addCleanup(setattr, sources, name, original)
+
+    def test_files_stream(self):
+        from keras_t2t.data import sources
+
+        table = wide_table(num_rows=15, seed=2)
+        to_frame(table).to_csv(self.path("single.csv"), index=False)
+        spec = sources.TableSpec(VOCABULARY, INPUTS, "label")
+        rows = sources.read_rows(self.path("single.csv"), spec)
+        self.assertIsInstance(rows, sources.StreamRows)
+
+    def test_bad_value_in_a_later_block_names_its_row(self):
+        frame = to_frame(wide_table(num_rows=15, seed=2))
+        frame.loc[9, "vader"] = 7.0
+        frame.to_csv(self.path("bad.csv"), index=False)
+        dataset = expand(self.path("bad.csv"), VOCABULARY, INPUTS, "label")
+        with self.assertRaisesRegex(Exception, "Row 9: teacher 'vader'"):
+            collect(dataset)
+
+    def test_summary_streams(self):
+        table = wide_table(num_rows=15, seed=2)
+        to_frame(table).to_parquet(self.path("single.parquet"))
+        streamed = keras_t2t.data.summarize(
+            self.path("single.parquet"), VOCABULARY, INPUTS, "label"
+        )
+        whole = keras_t2t.data.summarize(table, VOCABULARY, INPUTS, "label")
+        self.assertEqual(str(streamed), str(whole))
