@@ -99,8 +99,10 @@ def distribution_scope():
 
 
 def main(optimizer, output):
-    train_x, train_y, eval_x, eval_y = make_data()
+    # Devices first: TensorFlow fixes its logical devices when its runtime
+    # starts, and the expansion runs on tf.data.
     scope, num_devices = distribution_scope()
+    train_x, train_y, eval_x, eval_y = make_data()
     with scope:
         classifier = build_model(optimizer)
         history = classifier.fit(
