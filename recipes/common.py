@@ -66,6 +66,7 @@ def add_common_flags(parser, **defaults):
         "ground_truth_weight": 5.0,
         "balance": 0.0,
         "task_normalize": "entries",
+        "loss": "mse",
         "split_seed": 0,
         "schedule": "constant",
     }
@@ -96,6 +97,8 @@ def parse(parser, argv=None):
         parser.error("--schedule must be constant or cosine (decays to 0).")
     if args.task_normalize not in ("entries", "tasks"):
         parser.error("--task-normalize must be entries or tasks.")
+    if args.loss not in ("mse", "bce"):
+        parser.error("--loss must be mse or bce (every student).")
     if args.quick:
         args.seeds, args.steps, args.eval_every = 1, 20, 10
         args.num_layers, args.hidden_dim, args.intermediate_dim = 1, 16, 32
@@ -413,11 +416,10 @@ def train_student(method, task, split, args, seed, aggregated=None):
         learning_rate = keras.optimizers.schedules.CosineDecay(
             args.learning_rate, decay_steps=args.steps
         )
-    loss = "auto"
-    if packed:
-        loss = keras_t2t.losses.MaskedMultiTaskLoss(
-            normalize=args.task_normalize
-        )
+    loss = keras_t2t.losses.MaskedMultiTaskLoss(
+        loss=args.loss,
+        normalize=args.task_normalize if packed else "entries",
+    )
     classifier.compile(
         optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[]
     )
