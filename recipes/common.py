@@ -68,6 +68,7 @@ def add_common_flags(parser, **defaults):
         "task_normalize": "entries",
         "loss": "mse",
         "split_seed": 0,
+        "first_seed": 0,
         "schedule": "constant",
     }
     settings.update(defaults)
@@ -458,7 +459,7 @@ def run(task, args):
     results, curves = {}, {}
     started = time.time()
     aggregated = aggregate(task.teacher_scores, task.multiclass)
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         split = split_rows(len(task.labels), args, seed, task.groups)
         train, val, test, labelled = split
         truth = task.labels[test]
@@ -607,7 +608,9 @@ def logistic_regression(features):
                     val_labels[:, label],
                     model.predict_proba(features[val])[:, 1],
                 )
-                if value > best:
+                # NaN when no validation row is positive for this label:
+                # then the first (strongest regularisation) is kept.
+                if best_model is None or value > best:
                     best, best_model = value, model
             outputs.append(best_model.predict_proba(features[test])[:, 1])
         return np.stack(outputs, axis=1)

@@ -121,8 +121,8 @@ def main(argv=None):
     common.add_common_flags(
         parser,
         name="video_clips",
-        steps=1000,
-        eval_every=100,
+        steps=1500,
+        eval_every=150,
         schedule="cosine",
     )
     parser.add_argument("--clips", type=int, default=4000)
