@@ -1,9 +1,11 @@
 import keras
 from keras import ops
 
+from keras_t2t.layers.teacher_embedding import TeacherEmbedding
+
 
 @keras.saving.register_keras_serializable(package="keras_t2t")
-class TaskTokens(keras.layers.Layer):
+class TaskTokens(TeacherEmbedding):
     """Prepends every task's token to an input, for one pass over all tasks.
 
     The packed Teacher2Task layout: instead of one example per (input,
@@ -13,7 +15,8 @@ class TaskTokens(keras.layers.Layer):
     so their encoding is the same whatever the tasks, and lets each task
     position attend to the input and to itself. The encoder's output at
     position k is then task k's reading of the input, and one forward pass
-    serves every task of the row.
+    serves every task of the row. The table of vectors, its arguments and
+    its config are `TeacherEmbedding`'s; only the placement differs.
 
     Args:
         num_teachers: int. The number of teachers N; the layer holds N + 1
@@ -43,35 +46,9 @@ class TaskTokens(keras.layers.Layer):
     ```
     """
 
-    def __init__(
-        self,
-        num_teachers,
-        hidden_dim,
-        embeddings_initializer=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if embeddings_initializer is None:
-            embeddings_initializer = keras.initializers.TruncatedNormal(
-                stddev=0.05
-            )
-        self.num_teachers = num_teachers
-        self.hidden_dim = hidden_dim
-        self.embeddings_initializer = keras.initializers.get(
-            embeddings_initializer
-        )
-
     @property
     def num_tasks(self):
         return self.num_teachers + 1
-
-    def build(self, *args, **kwargs):
-        self.embeddings = self.add_weight(
-            shape=(self.num_tasks, self.hidden_dim),
-            initializer=self.embeddings_initializer,
-            name="embeddings",
-        )
-        self.built = True
 
     def call(self, sequence, padding_mask):
         batch = ops.shape(sequence)[0]
@@ -108,16 +85,3 @@ class TaskTokens(keras.layers.Layer):
         batch, length = sequence_shape[0], sequence_shape[1]
         length = None if length is None else length + self.num_tasks
         return (batch, length, sequence_shape[2]), (batch, length, length)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_teachers": self.num_teachers,
-                "hidden_dim": self.hidden_dim,
-                "embeddings_initializer": keras.initializers.serialize(
-                    self.embeddings_initializer
-                ),
-            }
-        )
-        return config

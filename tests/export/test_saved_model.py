@@ -66,7 +66,7 @@ def run_fresh(path, inputs, directory):
 VOCABULARY = keras_t2t.TeacherVocabulary(["vader", "textblob", "afinn"])
 
 
-def feature_classifier():
+def feature_classifier(task_layout="per_example"):
     backbone = keras_t2t.models.Teacher2TaskBackbone(
         num_teachers=3,
         feature_dim=6,
@@ -74,15 +74,18 @@ def feature_classifier():
         num_heads=2,
         hidden_dim=8,
         intermediate_dim=16,
+        task_layout=task_layout,
     )
     classifier = keras_t2t.models.Teacher2TaskClassifier(
         backbone, teacher_vocabulary=VOCABULARY
     )
-    x = {
-        "features": np.random.rand(32, 5, 6).astype("float32"),
-        "teacher_id": np.random.randint(0, 4, 32).astype("int32"),
-    }
-    classifier.fit(x, np.random.rand(32, 1), epochs=1, verbose=0)
+    x = {"features": np.random.rand(32, 5, 6).astype("float32")}
+    if backbone.packed:
+        y = np.random.rand(32, 4, 1)  # Every task of each row.
+    else:
+        x["teacher_id"] = np.random.randint(0, 4, 32).astype("int32")
+        y = np.random.rand(32, 1)
+    classifier.fit(x, y, epochs=1, verbose=0)
     return classifier
 
 
@@ -143,20 +146,8 @@ class ExportTest(TestCase):
         self.assertAllClose(masked, expected, atol=1e-5)
 
     def test_packed_model_with_a_combination(self):
-        backbone = keras_t2t.models.Teacher2TaskBackbone(
-            num_teachers=3,
-            feature_dim=6,
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-            task_layout="packed",
-        )
-        classifier = keras_t2t.models.Teacher2TaskClassifier(
-            backbone, teacher_vocabulary=VOCABULARY
-        )
+        classifier = feature_classifier(task_layout="packed")
         x = {"features": np.random.rand(32, 5, 6).astype("float32")}
-        classifier.fit(x, np.random.rand(32, 4, 1), epochs=1, verbose=0)
         labels = (np.arange(32) % 2).astype("float32")
         classifier.fit_combination(x, labels)
         self.assertIsNotNone(classifier.combination)
