@@ -100,6 +100,12 @@ def parse(parser, argv=None):
         parser.error("--task-normalize must be entries or tasks.")
     if args.loss not in ("mse", "bce"):
         parser.error("--loss must be mse or bce (every student).")
+    unknown = set(filter(None, args.students.split(","))) - set(STUDENTS)
+    if unknown:
+        parser.error(
+            f"--students: unknown {sorted(unknown)}; choose from "
+            f"{', '.join(STUDENTS)}."
+        )
     if args.quick:
         args.seeds, args.steps, args.eval_every = 1, 20, 10
         args.num_layers, args.hidden_dim, args.intermediate_dim = 1, 16, 32
