@@ -344,7 +344,7 @@ class _BestOnValidation(keras.callbacks.Callback):
         if value > self.best:
             self.best, self.best_step = value, step
             self.weights = self.model.get_weights()
-            self.combination = getattr(self.model, "combination", None)
+            self.combination = self.model.combination
 
 
 def train_student(method, task, split, args, seed, aggregated=None):

@@ -13,7 +13,7 @@ Large CSV, JSON Lines and Parquet files (`STREAM_BYTES` and more) stream in
 blocks of `_FILE_BLOCK_ROWS` rows: each block is read (pandas chunks,
 pyarrow record batches), checked like an in-memory table with row numbers
 counted across blocks, and handed to `tf.data`, so memory stays flat
-however long the file. Smaller files are read whole, which is faster.
+however long the file. Smaller files are read whole, in one pandas read.
 """
 
 import copy
@@ -168,22 +168,20 @@ class MemoryRows:
         return self.dataset.batch(block_size).map(self.parse_block)
 
 
-def read_rows(source, spec, file_format=None, stream=None):
+def read_rows(source, spec, file_format=None):
     """Reads `source` into `MemoryRows` or `StreamRows`.
 
-    `stream` (files only): `True` streams a CSV, JSON Lines or Parquet file
-    in blocks, `False` reads it whole, `None` streams files of
-    `STREAM_BYTES` or more (wide layout; a long table is always read whole,
-    its items may be spread over the file).
+    CSV, JSON Lines and Parquet files of `STREAM_BYTES` or more stream in
+    blocks (wide layout; a long table is always read whole, its items may
+    be spread over the file).
     """
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
         file_format = file_format or _infer_format(source)
         if file_format == "tfrecord":
             return _tfrecord_rows(source, spec)
-        if stream is None:
-            stream = os.path.getsize(source) >= STREAM_BYTES
-        if stream and spec.layout == "wide":
+        large = os.path.getsize(source) >= STREAM_BYTES
+        if large and spec.layout == "wide":
             return _file_block_rows(source, file_format, spec)
         source = _read_file(source, file_format)
     if isinstance(source, tf.data.Dataset):
