@@ -49,6 +49,10 @@ class BackupAndRestoreTest(TestCase):
         # `expand(..., repeat=True)` reshuffles every pass from its seed.
         self.run_kill_and_resume("expand")
 
+    def test_killed_packed_run_resumes_to_the_same_weights(self):
+        # A packed model on a packed `expand(..., packed=True)` stream.
+        self.run_kill_and_resume("packed")
+
     def run_kill_and_resume(self, source):
         directory = self.get_temp_dir()
         backup_dir = os.path.join(directory, "backup")

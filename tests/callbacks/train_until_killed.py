@@ -3,7 +3,8 @@
 `python train_until_killed.py BACKUP_DIR OUTPUT.npz KILL_AT_STEP`: trains a
 tiny classifier for 3 epochs of 11 batches, backing up every 5 batches
 (`DROPOUT` sets the dropout rate, 0.1 by default; `SOURCE=expand` trains
-on a shuffled `keras_t2t.data.expand` dataset instead of arrays). With
+on a shuffled `keras_t2t.data.expand` dataset instead of arrays,
+`SOURCE=packed` a packed model on a packed `expand` stream). With
 KILL_AT_STEP > 0 the process sends itself SIGKILL after that training step
 (no clean-up runs, as in a crash). Run again with the same BACKUP_DIR, it
 resumes. Saves the weights and the steps this process trained.
@@ -19,6 +20,7 @@ import numpy as np
 import keras_t2t
 
 BACKUP_DIR, OUTPUT, KILL_AT_STEP = sys.argv[1], sys.argv[2], int(sys.argv[3])
+SOURCE = os.environ.get("SOURCE", "arrays")
 
 
 class RecordSteps(keras.callbacks.Callback):
@@ -46,7 +48,7 @@ def training_data():
     table = keras_t2t.datasets.make_synthetic_teachers(
         num_rows=64, num_teachers=3, vocabulary_size=50, seed=5
     )
-    if os.environ.get("SOURCE", "arrays") == "arrays":
+    if SOURCE == "arrays":
         x, y, weight = keras_t2t.data.expand_arrays(
             table["inputs"], table["labels"], table["teacher_scores"]
         )
@@ -59,6 +61,7 @@ def training_data():
         source,
         vocabulary,
         inputs=["token_ids", "padding_mask"],
+        packed=SOURCE == "packed",
         shuffle_buffer=64,
         seed=3,
         batch_size=16,
@@ -78,6 +81,7 @@ def main():
         hidden_dim=16,
         intermediate_dim=32,
         dropout=float(os.environ.get("DROPOUT", "0.1")),
+        task_layout="packed" if SOURCE == "packed" else "per_example",
     )
     classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
     classifier.compile()

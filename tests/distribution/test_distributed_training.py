@@ -30,7 +30,7 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "train_distributed.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def run_all(runs, backend, directory):
+def run_all(runs, backend, directory, layout="per_example"):
     """Runs `train_distributed.py` once per (mode, optimizer), in parallel."""
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=ROOT)
     env.pop("XLA_FLAGS", None)
@@ -39,7 +39,7 @@ def run_all(runs, backend, directory):
         output = os.path.join(directory, f"{mode}.npz")
         processes[mode] = (
             subprocess.Popen(
-                [sys.executable, SCRIPT, mode, optimizer, output],
+                [sys.executable, SCRIPT, mode, optimizer, output, layout],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -77,6 +77,16 @@ class DistributedTrainingTest(TestCase):
         reason="keras.distribution trains on JAX",
     )
     def test_jax_data_and_model_parallel_match_one_device(self):
+        self.check_jax_data_and_model_parallel("per_example")
+
+    @pytest.mark.skipif(
+        keras.backend.backend() != "jax",
+        reason="keras.distribution trains on JAX",
+    )
+    def test_jax_data_and_model_parallel_match_one_device_packed(self):
+        self.check_jax_data_and_model_parallel("packed")
+
+    def check_jax_data_and_model_parallel(self, layout):
         results = run_all(
             [
                 ("single", "adam"),
@@ -85,6 +95,7 @@ class DistributedTrainingTest(TestCase):
             ],
             "jax",
             self.get_temp_dir(),
+            layout,
         )
         single = results["single"]
         self.assertEqual(int(single["num_devices"]), 1)
@@ -110,8 +121,11 @@ class DistributedTrainingTest(TestCase):
             self.assertEqual(
                 sharding[f"{layer}/output_projector/kernel"], "('model', None)"
             )
+        task_embedding = (
+            "task_tokens" if layout == "packed" else "teacher_embedding"
+        )
         self.assertEqual(
-            sharding["teacher_embedding/embeddings"], "(None, None)"
+            sharding[f"{task_embedding}/embeddings"], "(None, None)"
         )
 
     @pytest.mark.skipif(
@@ -119,6 +133,16 @@ class DistributedTrainingTest(TestCase):
         reason="tf.distribute is TensorFlow's engine",
     )
     def test_tf_mirrored_strategy_matches_one_device(self):
+        self.check_tf_mirrored_strategy("per_example")
+
+    @pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow",
+        reason="tf.distribute is TensorFlow's engine",
+    )
+    def test_tf_mirrored_strategy_matches_one_device_packed(self):
+        self.check_tf_mirrored_strategy("packed")
+
+    def check_tf_mirrored_strategy(self, layout):
         # SGD, not Adam: Keras's Adam on TensorFlow squares each slice of a
         # sparse (IndexedSlices) gradient before summing duplicates, so the
         # T5 relative position bias (looked up once per position pair) gets
@@ -130,6 +154,7 @@ class DistributedTrainingTest(TestCase):
             [("single", "sgd"), ("mirrored", "sgd")],
             "tensorflow",
             self.get_temp_dir(),
+            layout,
         )
         mirrored = results["mirrored"]
         self.assertEqual(int(mirrored["num_devices"]), 4)

@@ -1,11 +1,13 @@
 """Trains a tiny Teacher2Task classifier on one or several devices.
 
 Run as a script in a fresh process (the device count is fixed when the
-backend starts): `python train_distributed.py MODE OPTIMIZER OUTPUT.npz`,
-with MODE one of `single`, `data_parallel`, `model_parallel` (JAX, 4 virtual
-CPU devices) or `mirrored` (TensorFlow, 4 logical CPU devices) and OPTIMIZER
-`adam` or `sgd`. Saves the loss history, the trained weights, an evaluation
-and predictions.
+backend starts): `python train_distributed.py MODE OPTIMIZER OUTPUT.npz
+[LAYOUT]`, with MODE one of `single`, `data_parallel`, `model_parallel`
+(JAX, 4 virtual CPU devices) or `mirrored` (TensorFlow, 4 logical CPU
+devices), OPTIMIZER `adam` or `sgd` and LAYOUT `per_example` (default; one
+example per row and task) or `packed` (one example per row, every task's
+target). Saves the loss history, the trained weights, an evaluation and
+predictions.
 """
 
 import os
@@ -13,6 +15,7 @@ import sys
 
 NUM_DEVICES = 4
 MODE = sys.argv[1]
+LAYOUT = sys.argv[4] if len(sys.argv) > 4 else "per_example"
 if MODE in ("data_parallel", "model_parallel"):
     os.environ["XLA_FLAGS"] = (
         f"--xla_force_host_platform_device_count={NUM_DEVICES}"
@@ -31,12 +34,24 @@ BATCH_SIZE = 16
 
 
 def make_data():
+    packed = LAYOUT == "packed"
     table = keras_t2t.datasets.make_synthetic_teachers(
-        num_rows=96, num_teachers=3, vocabulary_size=50, seed=3
+        num_rows=NUM_TRAIN + NUM_EVAL if packed else 96,
+        num_teachers=3,
+        vocabulary_size=50,
+        seed=3,
     )
-    x, y, _ = keras_t2t.data.expand_arrays(
-        table["inputs"], table["labels"], table["teacher_scores"]
-    )
+    if packed:
+        # One example per row; targets (rows, N + 1, 1), NaN where a source
+        # did not score.
+        x = table["inputs"]
+        y = np.concatenate(
+            [table["labels"][:, None], table["teacher_scores"]], axis=1
+        )
+    else:
+        x, y, _ = keras_t2t.data.expand_arrays(
+            table["inputs"], table["labels"], table["teacher_scores"]
+        )
     order = np.random.default_rng(0).permutation(len(y))
     x = {name: value[order] for name, value in x.items()}
     y = y[order]
@@ -58,6 +73,7 @@ def build_model(optimizer):
         hidden_dim=16,
         intermediate_dim=32,
         dropout=0.0,
+        task_layout=LAYOUT,
     )
     classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
     if optimizer == "adam":
