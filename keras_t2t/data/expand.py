@@ -48,7 +48,9 @@ def expand(
 
     Sources: a dict of arrays, a pandas DataFrame, a `tf.data.Dataset` of
     dicts (a TFDS dataset too), or a path to a CSV, JSON Lines, Parquet or
-    TFRecord (`tf.train.Example`) file. Layouts: `"wide"` (a column per
+    TFRecord (`tf.train.Example`) file; several files of one table as a
+    list of paths or a glob pattern (`"rows-*.parquet"`). Large and
+    several files stream in blocks. Layouts: `"wide"` (a column per
     source; a cell holds a number, or a list/JSON list of `num_labels`
     numbers) or `"long"` (a row per item, source and score, like
     crowd-kit's task/worker/label tables). NaN, None or an empty cell is a

@@ -14,6 +14,8 @@ blocks of `_FILE_BLOCK_ROWS` rows: each block is read (pandas chunks,
 pyarrow record batches), checked like an in-memory table with row numbers
 counted across blocks, and handed to `tf.data`, so memory stays flat
 however long the file. Smaller files are read whole, in one pandas read.
+Several files of one table (a list of paths, or a glob pattern) always
+stream, in the order given (a glob's matches sorted by name).
 """
 
 import copy
@@ -173,17 +175,27 @@ def read_rows(source, spec, file_format=None):
 
     CSV, JSON Lines and Parquet files of `STREAM_BYTES` or more stream in
     blocks (wide layout; a long table is always read whole, its items may
-    be spread over the file).
+    be spread over the file). Several files (a list of paths or a glob
+    pattern, one format) are one table, their rows in the order given; in
+    the wide layout they always stream.
     """
-    if isinstance(source, (str, os.PathLike)):
-        source = os.fspath(source)
-        file_format = file_format or _infer_format(source)
+    paths = _file_paths(source)
+    if paths is not None:
+        if file_format is None:
+            formats = {_infer_format(path) for path in paths}
+            if len(formats) > 1:
+                raise ValueError(
+                    "The files of one table must share a format; received "
+                    f"{sorted(formats)} in {paths}."
+                )
+            file_format = formats.pop()
         if file_format == "tfrecord":
-            return _tfrecord_rows(source, spec)
-        large = os.path.getsize(source) >= STREAM_BYTES
-        if large and spec.layout == "wide":
-            return _file_block_rows(source, file_format, spec)
-        source = _read_file(source, file_format)
+            return _tfrecord_rows(paths, spec)
+        if spec.layout == "wide" and (
+            len(paths) > 1 or tf.io.gfile.stat(paths[0]).length >= STREAM_BYTES
+        ):
+            return _file_block_rows(paths, file_format, spec)
+        source = _read_files(paths, file_format)
     if isinstance(source, tf.data.Dataset):
         if spec.layout == "long":
             raise ValueError(
@@ -197,6 +209,29 @@ def read_rows(source, spec, file_format=None):
     return _wide_rows(columns, spec)
 
 
+def _file_paths(source):
+    """The files `source` names (a path, a glob or a list), else `None`."""
+    if isinstance(source, (list, tuple)) and source:
+        if not all(isinstance(path, (str, os.PathLike)) for path in source):
+            return None
+        paths = [os.fspath(path) for path in source]
+    elif isinstance(source, (str, os.PathLike)):
+        paths = [os.fspath(source)]
+        if not tf.io.gfile.exists(paths[0]):
+            paths = sorted(tf.io.gfile.glob(paths[0]))
+            if not paths:
+                pattern = os.fspath(source)
+                if not any(char in pattern for char in "*?["):
+                    raise ValueError(f"No file {pattern!r}.")
+                raise ValueError(f"No file matches {pattern!r}.")
+    else:
+        return None
+    for path in paths:
+        if not tf.io.gfile.exists(path):
+            raise ValueError(f"No file {path!r}.")
+    return paths
+
+
 def _infer_format(path):
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in _FILE_FORMATS:
@@ -207,19 +242,26 @@ def _infer_format(path):
     return _FILE_FORMATS[suffix]
 
 
-def _read_file(path, file_format):
+def _read_files(paths, file_format):
+    """Reads whole files into one DataFrame, their rows in order."""
     import pandas as pd
 
-    if file_format == "csv":
-        return pd.read_csv(path)
-    if file_format == "jsonl":
-        return pd.read_json(path, lines=True)
-    if file_format == "parquet":
-        return pd.read_parquet(path)
-    raise ValueError(
-        f"Unknown `file_format` {file_format!r}; use one of "
-        f"{sorted(set(_FILE_FORMATS.values()))}."
-    )
+    frames = []
+    for path in paths:
+        if file_format == "csv":
+            frames.append(pd.read_csv(path))
+        elif file_format == "jsonl":
+            frames.append(pd.read_json(path, lines=True))
+        elif file_format == "parquet":
+            frames.append(pd.read_parquet(path))
+        else:
+            raise ValueError(
+                f"Unknown `file_format` {file_format!r}; use one of "
+                f"{sorted(set(_FILE_FORMATS.values()))}."
+            )
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _columns(source):
@@ -277,43 +319,54 @@ def _wide_rows(columns, spec, first_row=0):
     return MemoryRows(inputs, targets, row_ids)
 
 
-def _file_blocks(path, file_format):
-    """Yields the file's rows as dicts of columns, a block at a time."""
+def _file_blocks(paths, file_format):
+    """Yields `(path, columns)`, the files' rows a block at a time."""
     import pandas as pd
 
-    if file_format == "parquet":
-        import pyarrow.parquet as pq
+    for path in paths:
+        if file_format == "parquet":
+            import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(path).iter_batches(_FILE_BLOCK_ROWS):
-            yield _columns(batch.to_pandas())
-        return
-    if file_format == "csv":
-        chunks = pd.read_csv(path, chunksize=_FILE_BLOCK_ROWS)
-    elif file_format == "jsonl":
-        chunks = pd.read_json(path, lines=True, chunksize=_FILE_BLOCK_ROWS)
-    else:
-        raise ValueError(
-            f"Unknown `file_format` {file_format!r}; use one of "
-            f"{sorted(set(_FILE_FORMATS.values()))}."
-        )
-    with chunks as reader:
-        for chunk in reader:
-            yield _columns(chunk)
+            for batch in pq.ParquetFile(path).iter_batches(_FILE_BLOCK_ROWS):
+                yield path, _columns(batch.to_pandas())
+            continue
+        if file_format == "csv":
+            chunks = pd.read_csv(path, chunksize=_FILE_BLOCK_ROWS)
+        elif file_format == "jsonl":
+            chunks = pd.read_json(path, lines=True, chunksize=_FILE_BLOCK_ROWS)
+        else:
+            raise ValueError(
+                f"Unknown `file_format` {file_format!r}; use one of "
+                f"{sorted(set(_FILE_FORMATS.values()))}."
+            )
+        with chunks as reader:
+            for chunk in reader:
+                yield path, _columns(chunk)
 
 
-def _file_block_rows(path, file_format, spec):
-    """Streams a wide CSV, JSON Lines or Parquet file as `StreamRows`.
+def _file_block_rows(paths, file_format, spec):
+    """Streams wide CSV, JSON Lines or Parquet files as `StreamRows`.
 
     The first block is read here, so a bad column or value in it is a
     `ValueError` at once; later blocks are checked as they are read, with
-    row numbers counted from the start of the file (a bad value stops the
-    pipeline with the same message).
+    row numbers counted from the start of the first file (a bad value
+    stops the pipeline with the same message, and the file it is in when
+    there are several).
     """
-    blocks = _file_blocks(path, file_format)
+
+    def check(path, columns, start):
+        try:
+            return _wide_rows(columns, spec, start)
+        except ValueError as error:
+            if len(paths) == 1:
+                raise
+            raise ValueError(f"{error} (in {path!r})") from error
+
+    blocks = _file_blocks(paths, file_format)
     first = next(blocks, None)
     if first is None:
-        raise ValueError(f"The file {path!r} holds no rows.")
-    first = _wide_rows(first, spec)
+        raise ValueError(f"The files {paths} hold no rows.")
+    first = check(*first, 0)
     num_labels = first.targets.shape[-1]
     spec = copy.copy(spec)
     spec.num_labels = num_labels  # Every block must hold as many labels.
@@ -336,13 +389,14 @@ def _file_block_rows(path, file_format, spec):
 
     def generate():
         rows = first
-        more = _file_blocks(path, file_format)
+        more = _file_blocks(paths, file_format)
         next(more)  # The first block, already read.
+        start = 0
         while rows is not None:
             yield rows.row_ids, {"inputs": rows.inputs, "targets": rows.targets}
-            start = int(rows.row_ids[-1]) + 1 if len(rows.row_ids) else 0
-            columns = next(more, None)
-            rows = None if columns is None else _wide_rows(columns, spec, start)
+            start += len(rows.row_ids)
+            block = next(more, None)
+            rows = None if block is None else check(*block, start)
 
     dataset = tf.data.Dataset.from_generator(
         generate, output_signature=element
@@ -701,16 +755,13 @@ def _assert_valid(value, index, spec, source_id):
         return tf.identity(value)
 
 
-def _tfrecord_rows(path, spec):
-    """Streams a TFRecord file of `tf.train.Example`s as a `StreamRows`.
+def _tfrecord_rows(files, spec):
+    """Streams TFRecord files of `tf.train.Example`s as a `StreamRows`.
 
     Records are parsed a block at a time with `tf.io.parse_example`, and
     the feature layout is read off the first record: a one-value list is a
     scalar column, a float missing from a record is NaN.
     """
-    files = tf.io.gfile.glob(path)
-    if not files:
-        raise ValueError(f"No TFRecord file matches {path!r}.")
     first = next(iter(tf.data.TFRecordDataset(files[:1]).take(1)), None)
     if first is None:
         raise ValueError(f"The TFRecord file {files[0]!r} is empty.")

@@ -42,8 +42,8 @@ def write_tfrecord(table, path):
             writer.write(example.SerializeToString())
 
 
-class SourcesTest(TestCase):
-    """Every source and layout gives the same expanded set."""
+class TableTestCase(TestCase):
+    """A small wide table, its expected examples and a temp folder."""
 
     def setUp(self):
         super().setUp()
@@ -58,6 +58,10 @@ class SourcesTest(TestCase):
         kwargs.setdefault("ground_truth", "label")
         dataset = expand(source, VOCABULARY, INPUTS, **kwargs)
         self.assertEqual(collect(dataset), self.expected)
+
+
+class SourcesTest(TableTestCase):
+    """Every source and layout gives the same expanded set."""
 
     def test_dict_of_arrays(self):
         self.assert_expands_to_expected(self.table)
@@ -163,6 +167,7 @@ class SourcesTest(TestCase):
             expand(long, VOCABULARY, INPUTS, layout="long")
 
     def test_unknown_file_format(self):
+        open(self.path("table.xlsx"), "wb").close()
         with pytest.raises(ValueError, match="suffix"):
             expand(self.path("table.xlsx"), VOCABULARY, INPUTS)
 
@@ -209,3 +214,72 @@ class StreamedFilesTest(SourcesTest):
         )
         whole = keras_t2t.data.summarize(table, VOCABULARY, INPUTS, "label")
         self.assertEqual(str(streamed), str(whole))
+
+
+class SeveralFilesTest(TableTestCase):
+    """A table in several files (a list or a glob) is one streamed table."""
+
+    def write_parts(self, frame, suffix, sizes=(6, 4, 5)):
+        paths, start = [], 0
+        for index, size in enumerate(sizes):
+            part = frame.iloc[start : start + size]
+            path = self.path(f"part-{index}.{suffix}")
+            if suffix == "parquet":
+                part.to_parquet(path)
+            elif suffix == "jsonl":
+                part.to_json(path, orient="records", lines=True)
+            else:
+                part.to_csv(path, index=False)
+            paths.append(path)
+            start += size
+        return paths
+
+    def test_list_of_parquet_files(self):
+        paths = self.write_parts(to_frame(self.table), "parquet")
+        self.assert_expands_to_expected(paths)
+
+    def test_glob_of_jsonl_files(self):
+        self.write_parts(to_frame(self.table), "jsonl")
+        self.assert_expands_to_expected(self.path("part-*.jsonl"))
+
+    def test_several_files_stream(self):
+        from keras_t2t.data import sources
+
+        paths = self.write_parts(to_frame(self.table), "parquet")
+        spec = sources.TableSpec(VOCABULARY, INPUTS, "label")
+        rows = sources.read_rows(paths, spec)
+        self.assertIsInstance(rows, sources.StreamRows)
+        summary = keras_t2t.data.summarize(paths, VOCABULARY, INPUTS, "label")
+        whole = keras_t2t.data.summarize(
+            self.table, VOCABULARY, INPUTS, "label"
+        )
+        self.assertEqual(str(summary), str(whole))
+
+    def test_bad_value_names_its_row_and_file(self):
+        frame = to_frame(wide_table(num_rows=15, seed=2))
+        frame.loc[11, "vader"] = 7.0  # Row 1 of the third file.
+        paths = self.write_parts(frame, "csv")
+        dataset = expand(paths, VOCABULARY, INPUTS, "label")
+        with self.assertRaisesRegex(
+            Exception, r"Row 11: teacher 'vader'.*part-2\.csv"
+        ):
+            collect(dataset)
+
+    def test_bad_column_in_the_first_file_is_raised_at_once(self):
+        frame = to_frame(wide_table(num_rows=15, seed=2))
+        paths = self.write_parts(frame.drop(columns="vader"), "csv")
+        with pytest.raises(ValueError, match="no column 'vader'.*part-0"):
+            expand(paths, VOCABULARY, INPUTS, "label")
+
+    def test_files_of_different_formats_are_an_error(self):
+        frame = to_frame(self.table)
+        paths = self.write_parts(frame, "csv")[:2]
+        paths += self.write_parts(frame, "parquet")[2:]
+        with pytest.raises(ValueError, match="share a format"):
+            expand(paths, VOCABULARY, INPUTS, "label")
+
+    def test_missing_files_are_an_error(self):
+        with pytest.raises(ValueError, match="No file matches"):
+            expand(self.path("nothing-*.csv"), VOCABULARY, INPUTS, "label")
+        with pytest.raises(ValueError, match="No file"):
+            expand([self.path("nothing.csv")], VOCABULARY, INPUTS, "label")
