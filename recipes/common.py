@@ -67,6 +67,7 @@ def add_common_flags(parser, **defaults):
         "balance": 0.0,
         "task_normalize": "entries",
         "loss": "mse",
+        "position_embedding": 0,
         "split_seed": 0,
         "first_seed": 0,
         "schedule": "constant",
@@ -403,6 +404,10 @@ def train_student(method, task, split, args, seed, aggregated=None):
             .repeat()
             .batch(args.batch_size, drop_remainder=True)
         )
+    backbone_args = dict(task.backbone_args)
+    if args.position_embedding:
+        sequence = task.inputs.get("features", task.inputs.get("token_ids"))
+        backbone_args["max_sequence_length"] = sequence.shape[1]
     backbone = keras_t2t.models.Teacher2TaskBackbone(
         num_teachers=vocabulary.num_teachers,
         num_layers=args.num_layers,
@@ -411,7 +416,7 @@ def train_student(method, task, split, args, seed, aggregated=None):
         intermediate_dim=args.intermediate_dim,
         dropout=args.dropout,
         task_layout="packed" if packed else "per_example",
-        **task.backbone_args,
+        **backbone_args,
     )
     classifier = keras_t2t.models.Teacher2TaskClassifier(
         backbone,

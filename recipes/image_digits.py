@@ -108,13 +108,16 @@ def build_task(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     # 3,000 steps with a cosine decay (seed 0, validation): at 600
-    # constant-rate steps every student was far from converged.
+    # constant-rate steps every student was far from converged. Absolute
+    # patch positions (seed 0, validation 1.000 against 0.860 without):
+    # T5's relative attention bias alone does not tell a patch where it is.
     common.add_common_flags(
         parser,
         name="image_digits",
         steps=3000,
         eval_every=300,
         schedule="cosine",
+        position_embedding=1,
     )
     args = common.parse(parser, argv)
     return common.run(build_task(args), args)

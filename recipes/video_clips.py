@@ -124,6 +124,7 @@ def main(argv=None):
         steps=1500,
         eval_every=150,
         schedule="cosine",
+        position_embedding=1,  # Frame order: which half of the clip.
     )
     parser.add_argument("--clips", type=int, default=4000)
     args = common.parse(parser, argv)

@@ -1,4 +1,5 @@
 import keras
+from keras_hub.layers import PositionEmbedding
 from keras_hub.models import Backbone
 from keras_hub.models import T5Backbone
 from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
@@ -94,6 +95,14 @@ class Teacher2TaskBackbone(Backbone):
             every token starts near the same vector; from scratch that
             trains poorly.) Pretrained weights replace it. Defaults to
             `0.05`.
+        max_sequence_length: int. If set, a learned absolute position
+            embedding for that many input positions is added to the input
+            (before the task tokens), and longer inputs are refused. T5
+            knows positions only through the relative attention bias, which
+            tells a position how far away another is but not where it is:
+            for feature input whose order means a place (image patches,
+            video frames) set it to the sequence length. Defaults to `None`
+            (no absolute positions, as in T5).
         dtype: str or `keras.DTypePolicy`. Defaults to `None`.
 
     Example:
@@ -136,6 +145,7 @@ class Teacher2TaskBackbone(Backbone):
         layer_norm_epsilon=1e-6,
         task_layout="per_example",
         embedding_stddev=0.05,
+        max_sequence_length=None,
         dtype=None,
         **kwargs,
     ):
@@ -149,6 +159,11 @@ class Teacher2TaskBackbone(Backbone):
                 "Set exactly one of `vocabulary_size` (text input) and "
                 f"`feature_dim` (feature input). Received: vocabulary_size="
                 f"{vocabulary_size}, feature_dim={feature_dim}"
+            )
+        if max_sequence_length is not None and int(max_sequence_length) < 1:
+            raise ValueError(
+                "`max_sequence_length` must be None or >= 1. Received: "
+                f"{max_sequence_length}"
             )
         if int(num_teachers) < 1:
             raise ValueError(
@@ -171,6 +186,14 @@ class Teacher2TaskBackbone(Backbone):
         else:
             self.feature_projection = keras.layers.Dense(
                 hidden_dim, dtype=dtype, name="feature_projection"
+            )
+        self.position_embedding = None
+        if max_sequence_length is not None:
+            self.position_embedding = PositionEmbedding(
+                sequence_length=max_sequence_length,
+                initializer=embeddings_initializer,
+                dtype=dtype,
+                name="position_embedding",
             )
         self.teacher_embedding = self.task_tokens = None
         if task_layout == "packed":
@@ -235,6 +258,8 @@ class Teacher2TaskBackbone(Backbone):
                 shape=(None, feature_dim), name="features"
             )
             x = self.feature_projection(sequence_input)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(x)
         inputs = {
             "teacher_id": teacher_id_input,
             sequence_input.name: sequence_input,
@@ -279,6 +304,7 @@ class Teacher2TaskBackbone(Backbone):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.task_layout = task_layout
         self.embedding_stddev = embedding_stddev
+        self.max_sequence_length = max_sequence_length
 
     @property
     def input_mode(self):
@@ -313,6 +339,7 @@ class Teacher2TaskBackbone(Backbone):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "task_layout": self.task_layout,
                 "embedding_stddev": self.embedding_stddev,
+                "max_sequence_length": self.max_sequence_length,
             }
         )
         return config

@@ -591,6 +591,15 @@ class Teacher2TaskClassifier(Task):
                 "Input 'token_ids' must have shape (batch, seq). Received "
                 f"shape {tuple(sequence.shape)}."
             )
+        limit = backbone.max_sequence_length
+        length = sequence.shape[1]
+        if limit is not None and length is not None and length > limit:
+            raise ValueError(
+                f"Input '{sequence_name}' has {length} positions; this model "
+                f"embeds at most max_sequence_length={limit}. Shorten the "
+                "input or build the backbone with a larger "
+                "`max_sequence_length`."
+            )
         if "padding_mask" not in x:
             if backbone.input_mode == "text":
                 raise ValueError(

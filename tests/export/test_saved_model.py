@@ -66,7 +66,7 @@ def run_fresh(path, inputs, directory):
 VOCABULARY = keras_t2t.TeacherVocabulary(["vader", "textblob", "afinn"])
 
 
-def feature_classifier(task_layout="per_example"):
+def feature_classifier(task_layout="per_example", max_sequence_length=None):
     backbone = keras_t2t.models.Teacher2TaskBackbone(
         num_teachers=3,
         feature_dim=6,
@@ -75,6 +75,7 @@ def feature_classifier(task_layout="per_example"):
         hidden_dim=8,
         intermediate_dim=16,
         task_layout=task_layout,
+        max_sequence_length=max_sequence_length,
     )
     classifier = keras_t2t.models.Teacher2TaskClassifier(
         backbone, teacher_vocabulary=VOCABULARY
@@ -146,7 +147,10 @@ class ExportTest(TestCase):
         self.assertAllClose(masked, expected, atol=1e-5)
 
     def test_packed_model_with_a_combination(self):
-        classifier = feature_classifier(task_layout="packed")
+        # As the README builds feature models: absolute positions.
+        classifier = feature_classifier(
+            task_layout="packed", max_sequence_length=9
+        )
         x = {"features": np.random.rand(32, 5, 6).astype("float32")}
         labels = (np.arange(32) % 2).astype("float32")
         classifier.fit_combination(x, labels)

@@ -293,3 +293,59 @@ class PackedTeacher2TaskBackboneTest(TestCase):
             backbone.get_layer("transformer_encoder_layer_1").get_weights()[0],
             t5.get_layer("transformer_encoder_layer_1").get_weights()[0],
         )
+
+
+class PositionEmbeddingTest(TestCase):
+    """`max_sequence_length` adds learned absolute positions to the input."""
+
+    def feature_backbone(self, **kwargs):
+        return Teacher2TaskBackbone(
+            num_teachers=2,
+            feature_dim=3,
+            task_layout="packed",
+            **{**TINY_T5, "vocabulary_size": None},
+            **kwargs,
+        )
+
+    def inputs(self, length=4):
+        return {
+            "features": np.random.default_rng(0)
+            .random((2, length, 3))
+            .astype("float32"),
+            "padding_mask": np.ones((2, length), "int32"),
+        }
+
+    def test_positions_move_the_output(self):
+        backbone = self.feature_backbone(max_sequence_length=6)
+        self.assertEqual(
+            tuple(backbone.position_embedding.position_embeddings.shape),
+            (6, 8),
+        )
+        inputs = self.inputs()
+        before = keras.ops.convert_to_numpy(backbone(inputs)["task_output"])
+        table = keras.ops.convert_to_numpy(
+            backbone.position_embedding.position_embeddings
+        )
+        table[1] += 1.0
+        backbone.position_embedding.position_embeddings.assign(table)
+        after = keras.ops.convert_to_numpy(backbone(inputs)["task_output"])
+        self.assertGreater(np.abs(after - before).max(), 1e-3)
+        # Positions past the input are not used.
+        table[5] += 1.0
+        backbone.position_embedding.position_embeddings.assign(table)
+        again = keras.ops.convert_to_numpy(backbone(inputs)["task_output"])
+        self.assertAllClose(again, after, atol=1e-6)
+
+    def test_default_has_none(self):
+        backbone = self.feature_backbone()
+        self.assertIsNone(backbone.position_embedding)
+        self.assertIsNone(backbone.get_config()["max_sequence_length"])
+
+    def test_serialization(self):
+        backbone = self.feature_backbone(max_sequence_length=6)
+        revived = self.run_serialization_test(backbone)
+        self.assertEqual(revived.max_sequence_length, 6)
+
+    def test_bad_length(self):
+        with self.assertRaisesRegex(ValueError, "max_sequence_length"):
+            self.feature_backbone(max_sequence_length=0)

@@ -218,11 +218,14 @@ class Teacher2TaskClassifierTest(TestCase):
         self.assertIn("val_pr_auc", history)
 
 
-def packed_classifier(num_labels=1, num_teachers=3, **kwargs):
+def packed_classifier(
+    num_labels=1, num_teachers=3, max_sequence_length=None, **kwargs
+):
     backbone = Teacher2TaskBackbone(
         num_teachers=num_teachers,
         feature_dim=8,
         task_layout="packed",
+        max_sequence_length=max_sequence_length,
         **TINY,
     )
     return Teacher2TaskClassifier(backbone, num_labels=num_labels, **kwargs)
@@ -327,6 +330,25 @@ class PackedTeacher2TaskClassifierTest(TestCase):
         self.assertTrue(revived.backbone.packed)
         self.assertEqual(revived.loss.task_weights, [2.0, 1.0, 1.0, 1.0])
         revived.fit(data["inputs"], y, epochs=1, batch_size=16, verbose=0)
+
+    def test_absolute_positions_fit_save_and_refuse_longer_inputs(self):
+        data, y = packed_table(num_rows=32)
+        length = data["inputs"]["features"].shape[1]
+        classifier = packed_classifier(max_sequence_length=length)
+        classifier.compile()
+        classifier.fit(data["inputs"], y, epochs=1, batch_size=16, verbose=0)
+        revived = self.run_model_saving_test(classifier, data["inputs"])
+        self.assertEqual(revived.backbone.max_sequence_length, length)
+        longer = {
+            "features": np.zeros((2, length + 1, 8), "float32"),
+            "padding_mask": np.ones((2, length + 1), "int32"),
+        }
+        with self.assertRaisesRegex(
+            ValueError,
+            rf"'features' has {length + 1} positions.*"
+            rf"max_sequence_length={length}",
+        ):
+            classifier.predict(longer, verbose=0)
 
     def test_bad_inputs_and_targets(self):
         data, y = packed_table(num_rows=8)
