@@ -59,6 +59,73 @@ class TestCase(unittest.TestCase):
         self.assertAllClose(revived.predict(input_data, verbose=0), expected)
         return revived
 
+    def run_precision_test(self, cls, init_kwargs, input_data):
+        """Outputs, output specs, weights and sublayers follow the policy.
+
+        As keras-hub's `run_precision_test`: the model is built under each
+        of `mixed_float16`, `mixed_bfloat16` and `bfloat16`, called eagerly
+        and symbolically (`compute_output_spec` on backend tensors), and
+        every float output is in the compute dtype, every float weight in
+        the variable dtype, every sublayer on the policy.
+        """
+        from keras import tree
+
+        input_data = tree.map_structure(ops.convert_to_tensor, input_data)
+        for name in ("mixed_float16", "mixed_bfloat16", "bfloat16"):
+            policy = keras.dtype_policies.get(name)
+            model = cls(**{**init_kwargs, "dtype": policy})
+            outputs = tree.flatten(model(input_data))
+            specs = tree.flatten(model.compute_output_spec(input_data))
+            for value in outputs + specs:
+                dtype = keras.backend.standardize_dtype(value.dtype)
+                if "float" in dtype:
+                    self.assertEqual(dtype, policy.compute_dtype, name)
+            for weight in model.weights:
+                if "float" in weight.dtype:
+                    self.assertEqual(
+                        weight.dtype, policy.variable_dtype, weight.path
+                    )
+            for layer in model._flatten_layers():
+                if isinstance(layer, keras.layers.InputLayer):
+                    continue
+                self.assertEqual(
+                    layer.compute_dtype, policy.compute_dtype, layer.name
+                )
+                self.assertEqual(
+                    layer.variable_dtype, policy.variable_dtype, layer.name
+                )
+
+    def run_quantization_test(self, cls, init_kwargs, input_data):
+        """`int8` and `float8` weights build, run and round-trip config.
+
+        As keras-hub's `run_quantization_test`: every `Dense`/`EinsumDense`
+        (and, for `int8`, `Embedding`) layer gets a quantized policy through
+        a `DTypePolicyMap`; the model runs, its config round-trips and the
+        weights load into the revived model.
+        """
+        reference = cls(**init_kwargs)
+        for mode in ("int8", "float8"):
+            kinds = [keras.layers.Dense, keras.layers.EinsumDense]
+            if mode == "int8":
+                kinds.append(keras.layers.Embedding)
+            policy_map = keras.dtype_policies.DTypePolicyMap("float32")
+            for layer in reference._flatten_layers():
+                if type(layer) in kinds:
+                    policy_map[layer.path] = keras.dtype_policies.get(
+                        f"{mode}_from_float32"
+                    )
+            model = cls(**{**init_kwargs, "dtype": policy_map})
+            model(input_data)
+            layers = model._flatten_layers()
+            quantized = [layer for layer in layers if type(layer) in kinds]
+            self.assertTrue(quantized)
+            for layer in quantized:
+                self.assertEqual(layer.quantization_mode, mode, layer.path)
+            config = model.get_config()
+            revived = cls.from_config(config)
+            self.assertEqual(config, revived.get_config())
+            revived.set_weights(model.get_weights())
+
     def gradient(self, fn, x):
         """The gradient of scalar `fn(x)` with respect to array `x`."""
         backend = keras.config.backend()

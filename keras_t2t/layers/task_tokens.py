@@ -85,3 +85,13 @@ class TaskTokens(TeacherEmbedding):
         batch, length = sequence_shape[0], sequence_shape[1]
         length = None if length is None else length + self.num_tasks
         return (batch, length, sequence_shape[2]), (batch, length, length)
+
+    def compute_output_spec(self, sequence, padding_mask):
+        # The sequence in the compute dtype, the attention mask int32.
+        sequence_shape, mask_shape = self.compute_output_shape(
+            tuple(sequence.shape)
+        )
+        return (
+            keras.KerasTensor(sequence_shape, dtype=self.compute_dtype),
+            keras.KerasTensor(mask_shape, dtype="int32"),
+        )

@@ -80,6 +80,20 @@ class TeacherEmbedding(keras.layers.Layer):
         length = None if length is None else length + 1
         return (batch, length, sequence_shape[2]), (batch, length)
 
+    def compute_output_spec(self, teacher_id, sequence, padding_mask):
+        # The sequence comes out in the compute dtype, the mask in its own
+        # (integer) dtype: Keras's default would give both the first.
+        sequence_shape, mask_shape = self.compute_output_shape(
+            None, tuple(sequence.shape), tuple(padding_mask.shape)
+        )
+        return (
+            keras.KerasTensor(sequence_shape, dtype=self.compute_dtype),
+            keras.KerasTensor(
+                mask_shape,
+                dtype=keras.backend.standardize_dtype(padding_mask.dtype),
+            ),
+        )
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -31,5 +31,14 @@ class TaskTokensTest(TestCase):
         self.assertEqual(tuple(outputs.shape), (None, 11, 8))
         self.assertEqual(tuple(mask.shape), (None, 11, 11))
 
+    def test_symbolic_dtypes_under_mixed_precision(self):
+        layer = TaskTokens(num_teachers=3, hidden_dim=8, dtype="mixed_float16")
+        outputs, mask = layer(keras.Input((7, 8)), keras.Input((7,)))
+        self.assertEqual((outputs.dtype, mask.dtype), ("float16", "int32"))
+        outputs, mask = layer.compute_output_spec(
+            np.ones((2, 7, 8)), np.ones((2, 7))
+        )
+        self.assertEqual(tuple(mask.shape), (2, 11, 11))
+
     def test_serialization(self):
         self.run_serialization_test(TaskTokens(num_teachers=3, hidden_dim=8))

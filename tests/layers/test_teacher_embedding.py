@@ -32,6 +32,23 @@ class TeacherEmbeddingTest(TestCase):
         self.assertEqual(tuple(outputs.shape), (None, 8, 8))
         self.assertEqual(tuple(mask.shape), (None, 8))
 
+    def test_symbolic_dtypes_under_mixed_precision(self):
+        # The sequence in the compute dtype, the mask in its own.
+        layer = TeacherEmbedding(
+            num_teachers=2, hidden_dim=8, dtype="mixed_bfloat16"
+        )
+        inputs = (
+            keras.Input((), dtype="int32"),
+            keras.Input((7, 8)),
+            keras.Input((7,), dtype="int32"),
+        )
+        outputs, mask = layer(*inputs)
+        self.assertEqual((outputs.dtype, mask.dtype), ("bfloat16", "int32"))
+        arrays = (np.zeros(2, "int32"), np.ones((2, 7, 8)), np.ones((2, 7)))
+        outputs, mask = layer.compute_output_spec(*arrays)
+        self.assertEqual(tuple(outputs.shape), (2, 8, 8))
+        self.assertEqual(mask.dtype, "float64")
+
     def test_serialization(self):
         layer = TeacherEmbedding(
             num_teachers=2,

@@ -349,3 +349,38 @@ class PositionEmbeddingTest(TestCase):
     def test_bad_length(self):
         with self.assertRaisesRegex(ValueError, "max_sequence_length"):
             self.feature_backbone(max_sequence_length=0)
+
+
+class PrecisionAndQuantizationTest(TestCase):
+    """Every layout and input mode under keras-hub's dtype checks."""
+
+    def cases(self):
+        for layout in ("per_example", "packed"):
+            for mode in ("text", "features"):
+                init_kwargs = dict(TINY_T5, num_teachers=2, task_layout=layout)
+                data = {"padding_mask": np.ones((2, 5), "int32")}
+                if mode == "text":
+                    data["token_ids"] = np.array([[3, 4, 5, 1, 0]] * 2)
+                else:
+                    init_kwargs.update(
+                        vocabulary_size=None,
+                        feature_dim=3,
+                        max_sequence_length=5,
+                    )
+                    data["features"] = np.ones((2, 5, 3), "float32")
+                if layout == "per_example":
+                    data["teacher_id"] = np.array([0, 2], "int32")
+                yield f"{layout}/{mode}", init_kwargs, data
+
+    def test_mixed_precision(self):
+        # keras-hub skips torch on CPU here; these layers run on it.
+        for case, init_kwargs, data in self.cases():
+            with self.subTest(case):
+                self.run_precision_test(Teacher2TaskBackbone, init_kwargs, data)
+
+    def test_quantization(self):
+        for case, init_kwargs, data in self.cases():
+            with self.subTest(case):
+                self.run_quantization_test(
+                    Teacher2TaskBackbone, init_kwargs, data
+                )

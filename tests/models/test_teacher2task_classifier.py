@@ -331,6 +331,31 @@ class PackedTeacher2TaskClassifierTest(TestCase):
         self.assertEqual(revived.loss.task_weights, [2.0, 1.0, 1.0, 1.0])
         revived.fit(data["inputs"], y, epochs=1, batch_size=16, verbose=0)
 
+    def test_mixed_bfloat16_fit_trains(self):
+        data, y = packed_table(num_rows=128)
+        backbone = Teacher2TaskBackbone(
+            num_teachers=3,
+            feature_dim=8,
+            task_layout="packed",
+            dtype="mixed_bfloat16",
+            **TINY,
+        )
+        classifier = Teacher2TaskClassifier(backbone, dtype="mixed_bfloat16")
+        classifier.compile(optimizer=keras.optimizers.Adam(3e-3))
+        history = classifier.fit(
+            data["inputs"], y, epochs=4, batch_size=32, verbose=0
+        )
+        losses = history.history["loss"]
+        self.assertTrue(np.all(np.isfinite(losses)), losses)
+        self.assertLess(losses[-1], 0.7 * losses[0])
+        for weight in classifier.weights:
+            self.assertEqual(weight.dtype, "float32", weight.path)
+        predictions = classifier.predict(data["inputs"], verbose=0)
+        self.assertEqual(
+            keras.backend.standardize_dtype(predictions.dtype), "bfloat16"
+        )
+        self.assertFalse(np.isnan(np.asarray(predictions, "float32")).any())
+
     def test_absolute_positions_fit_save_and_refuse_longer_inputs(self):
         data, y = packed_table(num_rows=32)
         length = data["inputs"]["features"].shape[1]
