@@ -124,7 +124,9 @@ def main(argv=None):
         steps=1500,
         eval_every=150,
         schedule="cosine",
-        position_embedding=1,  # Frame order: which half of the clip.
+        # No absolute frame positions: they lost on validation (best
+        # Teacher2Task validation over 3 seeds 0.955 with, 0.970 without).
+        position_embedding=0,
     )
     parser.add_argument("--clips", type=int, default=4000)
     args = common.parse(parser, argv)
