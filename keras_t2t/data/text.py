@@ -1,8 +1,8 @@
 import io
 
 import keras
-import tensorflow as tf
-from keras_hub.models import T5Tokenizer
+
+from keras_t2t.models.teacher2task_preprocessor import Teacher2TaskPreprocessor
 
 
 def train_sentencepiece(
@@ -54,28 +54,13 @@ def train_sentencepiece(
 
 
 @keras.saving.register_keras_serializable(package="keras_t2t")
-class TextPreprocessor(keras.layers.Layer):
-    """Tokenizes raw text into `token_ids` and `padding_mask`, in `tf.data`.
+class TextPreprocessor(Teacher2TaskPreprocessor):
+    """`keras_t2t.models.Teacher2TaskPreprocessor` under its first name.
 
-    Runs a `keras_hub.models.T5Tokenizer` (from a preset directory, or from
-    a SentencePiece proto, e.g. from `train_sentencepiece`), truncates to
-    `sequence_length - 1` tokens, appends the end token and pads. It always
-    runs TensorFlow ops, so it works inside `tf.data` and as a
-    `Teacher2TaskClassifier`'s `preprocessor` whatever the Keras backend.
-
-    Args:
-        tokenizer: a `keras_hub.models.T5Tokenizer`.
-        sequence_length: int. The packed length, end token included.
-        text_column: str. The input key holding the text. Defaults to
-            `"text"`.
-
-    Call arguments:
-        x: a dict with `text_column` (a string tensor `(batch,)` or a
-            scalar), or the string tensor itself.
-
-    Returns:
-        A dict with `token_ids` and `padding_mask` (int32,
-        `(batch, sequence_length)`), plus any other keys of `x`.
+    The same layer, with `sequence_length` required as it was: it takes
+    and returns `(x, y, sample_weight)`, and with `x` alone returns the
+    dict of `token_ids`, `padding_mask` and the other inputs. Kept so that
+    code and models saved with this name keep working.
 
     Example:
     ```python
@@ -85,90 +70,5 @@ class TextPreprocessor(keras.layers.Layer):
     ```
     """
 
-    def __init__(
-        self, tokenizer, sequence_length, text_column="text", **kwargs
-    ):
-        super().__init__(**kwargs)
-        if isinstance(tokenizer, dict):
-            tokenizer = keras.layers.deserialize(tokenizer)
-        if sequence_length < 2:
-            raise ValueError(
-                "`sequence_length` must be >= 2 (a token and the end "
-                f"token). Received: {sequence_length}"
-            )
-        self.tokenizer = tokenizer
-        self.sequence_length = sequence_length
-        self.text_column = text_column
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self.built = True
-
-    @classmethod
-    def from_preset(cls, preset, sequence_length, **kwargs):
-        """Loads the T5 tokenizer of a KerasHub preset directory."""
-        tokenizer = T5Tokenizer.from_preset(preset)
-        return cls(tokenizer, sequence_length, **kwargs)
-
-    def _tokenize(self, texts):
-        texts = tf.convert_to_tensor(texts)
-        scalar = texts.shape.rank == 0
-        texts = tf.reshape(texts, [-1])
-        if tf.executing_eagerly():
-            # KerasHub tokenizers turn eager results into Python lists; in a
-            # `tf.function` they stay (ragged) tensors, as in `tf.data`.
-            ids = tf.function(self.tokenizer, reduce_retracing=True)(texts)
-        else:
-            ids = self.tokenizer(texts)
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.RaggedTensor.from_tensor(
-                ids, padding=self.tokenizer.pad_token_id
-            )
-        return tf.cast(ids, tf.int32), scalar
-
-    def num_tokens(self, texts):
-        """The token count of each text, before truncation."""
-        ids, _ = self._tokenize(texts)
-        return ids.row_lengths()
-
-    def truncated(self, texts):
-        """Whether each text is longer than the packed length allows."""
-        return self.num_tokens(texts) > self.sequence_length - 1
-
-    def call(self, x):
-        others = {}
-        if isinstance(x, dict):
-            if self.text_column not in x:
-                raise ValueError(
-                    f"TextPreprocessor reads the text from input "
-                    f"{self.text_column!r}; received inputs {sorted(x)}."
-                )
-            others = {k: v for k, v in x.items() if k != self.text_column}
-            x = x[self.text_column]
-        ids, scalar = self._tokenize(x)
-        ids = ids[:, : self.sequence_length - 1]
-        end = tf.fill(
-            [ids.nrows(), 1], tf.cast(self.tokenizer.end_token_id, tf.int32)
-        )
-        ids = tf.concat([ids, end], axis=1)
-        batch = ids.nrows()
-        token_ids = ids.to_tensor(
-            default_value=self.tokenizer.pad_token_id,
-            shape=[batch, self.sequence_length],
-        )
-        padding_mask = tf.sequence_mask(
-            ids.row_lengths(), self.sequence_length, dtype=tf.int32
-        )
-        if scalar:
-            token_ids, padding_mask = token_ids[0], padding_mask[0]
-        return {**others, "token_ids": token_ids, "padding_mask": padding_mask}
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "tokenizer": keras.layers.serialize(self.tokenizer),
-                "sequence_length": self.sequence_length,
-                "text_column": self.text_column,
-            }
-        )
-        return config
+    def __init__(self, tokenizer, sequence_length, **kwargs):
+        super().__init__(tokenizer, sequence_length, **kwargs)

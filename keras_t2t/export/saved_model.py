@@ -149,6 +149,10 @@ def _export(classifier, path, probe_file):
     archive = keras.export.ExportArchive()
     archive.track(classifier)
     if preprocessor is not None:
+        if not preprocessor.built:
+            # A loaded preprocessor builds its packer on its first call,
+            # once its tokenizer's assets are in.
+            preprocessor.build(None)
         archive.track(preprocessor)
         # Loaded signatures check dtypes but not shapes, and checks against
         # a static shape are folded away: the endpoints check at run time.

@@ -1,5 +1,11 @@
 from keras_t2t.models.task_combination import TaskCombination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 from keras_t2t.models.teacher2task_classifier import Teacher2TaskClassifier
+from keras_t2t.models.teacher2task_preprocessor import Teacher2TaskPreprocessor
 
-__all__ = ["TaskCombination", "Teacher2TaskBackbone", "Teacher2TaskClassifier"]
+__all__ = [
+    "TaskCombination",
+    "Teacher2TaskBackbone",
+    "Teacher2TaskClassifier",
+    "Teacher2TaskPreprocessor",
+]

@@ -3,12 +3,16 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 from keras_hub.models import Task
+from keras_hub.src.utils.preset_utils import TOKENIZER_CONFIG_FILE
+from keras_hub.src.utils.preset_utils import check_file_exists
+from keras_hub.src.utils.preset_utils import get_preset_loader
 
 from keras_t2t.callbacks.backup_and_restore import BackupAndRestore
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
 from keras_t2t.models.task_combination import TaskCombination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
+from keras_t2t.models.teacher2task_preprocessor import Teacher2TaskPreprocessor
 
 
 @keras.saving.register_keras_serializable(package="keras_t2t")
@@ -45,8 +49,10 @@ class Teacher2TaskClassifier(Task):
             `predict` (and the exported `serving_default`) read the ground
             truth from the teacher tasks through it; set by
             `fit_combination`. Defaults to `None`.
-        preprocessor: `None` or a callable applied to `x` inside the input
-            pipeline. Defaults to `None`.
+        preprocessor: `None`, a `keras_t2t.models.Teacher2TaskPreprocessor`
+            (raw text in; any KerasHub `Preprocessor` takes and returns
+            `(x, y, sample_weight)`), or a callable applied to `x`, inside
+            the input pipeline. Defaults to `None`.
 
     Example:
     ```python
@@ -73,6 +79,7 @@ class Teacher2TaskClassifier(Task):
     """
 
     backbone_cls = Teacher2TaskBackbone
+    preprocessor_cls = Teacher2TaskPreprocessor
 
     def __init__(
         self,
@@ -127,6 +134,80 @@ class Teacher2TaskClassifier(Task):
         self.teacher_vocabulary = teacher_vocabulary
         self.dropout = dropout
         self.combination = combination
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset,
+        num_teachers=None,
+        teacher_vocabulary=None,
+        load_weights=True,
+        sequence_length=None,
+        num_labels=1,
+        dropout=0.0,
+        **kwargs,
+    ):
+        """Builds a classifier from a KerasHub preset directory or handle.
+
+        A preset saved from a Teacher2Task classifier (`save_to_preset`)
+        loads as it was saved. A T5 preset gives a new classifier: a
+        `Teacher2TaskBackbone` on its encoder (weights unchanged, new task
+        embeddings and head) and, where the preset has a tokenizer, a
+        `Teacher2TaskPreprocessor` on it, so the classifier takes raw text.
+
+        Args:
+            preset: str. The preset directory or handle.
+            num_teachers: int. The number of teachers, for a T5 preset;
+                defaults to that of `teacher_vocabulary`.
+            teacher_vocabulary: `keras_t2t.TeacherVocabulary` or `None`.
+            load_weights: bool. Whether to load the preset's weights.
+                Defaults to `True`.
+            sequence_length: int or `None`. The preprocessor's packed
+                length. Defaults to the preprocessor's default.
+            num_labels: int. Defaults to `1`.
+            dropout: float. Dropout before the head. Defaults to `0.0`.
+            **kwargs: backbone arguments (e.g. `task_layout="packed"`,
+                `dropout` of the encoder is the backbone's own).
+
+        Example:
+        ```python
+        classifier = keras_t2t.models.Teacher2TaskClassifier.from_preset(
+            "./my_t5_preset",
+            teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b"]),
+            task_layout="packed",
+            sequence_length=64,
+        )
+        classifier.predict({"text": ["a fine film"]})
+        ```
+        """
+        loader = get_preset_loader(preset)
+        if issubclass(loader.check_backbone_class(), Teacher2TaskBackbone):
+            return super().from_preset(preset, load_weights=load_weights)
+        if num_teachers is None and teacher_vocabulary is not None:
+            num_teachers = teacher_vocabulary.num_teachers
+        backbone = Teacher2TaskBackbone.from_preset(
+            preset,
+            num_teachers=num_teachers,
+            load_weights=load_weights,
+            **kwargs,
+        )
+        preprocessor = None
+        if backbone.input_mode == "text" and check_file_exists(
+            preset, TOKENIZER_CONFIG_FILE
+        ):
+            options = {}
+            if sequence_length is not None:
+                options["sequence_length"] = sequence_length
+            preprocessor = Teacher2TaskPreprocessor.from_preset(
+                preset, **options
+            )
+        return cls(
+            backbone,
+            num_labels=num_labels,
+            teacher_vocabulary=teacher_vocabulary,
+            dropout=dropout,
+            preprocessor=preprocessor,
+        )
 
     def fit_combination(self, x, y, validation_data=None, l2="auto"):
         """Learns to read the ground truth from the teacher tasks.
@@ -462,7 +543,7 @@ class Teacher2TaskClassifier(Task):
             )
             real = tf.ones(tf.shape(_first(x))[:1], "bool")
             x, real, _ = _pad_batch(x, real, None, shards, pad_value=False)
-            return x, real
+            return x, {_REAL_ROWS: real}
 
         x = x.map(pad, num_parallel_calls=tf.data.AUTOTUNE)
         outputs, real = keras.Model.predict(
@@ -471,13 +552,15 @@ class Teacher2TaskClassifier(Task):
         return keras.tree.map_structure(lambda out: out[real], outputs)
 
     def predict_step(self, *args):
-        # `predict` passes a padding mask as the target when it pads
-        # batches; it is returned next to the outputs.
+        # `predict` passes a padding mask, keyed `_REAL_ROWS`, as the target
+        # when it pads batches; it is returned next to the outputs. Any
+        # other target (a labelled dataset) is not `predict`'s business.
         *state, data = args
-        x, real, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         outputs = super().predict_step(*state, x)
-        if real is None:
+        if not (isinstance(y, dict) and _REAL_ROWS in y):
             return outputs
+        real = y[_REAL_ROWS]
         if keras.backend.backend() == "jax":
             outputs, non_trainable_variables = outputs
             return (outputs, real), non_trainable_variables
@@ -515,7 +598,11 @@ class Teacher2TaskClassifier(Task):
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         if self.preprocessor is not None:
-            x = self.preprocessor(x)
+            # KerasHub's contract: a `Preprocessor` takes and returns
+            # `(x, y, sample_weight)`, any other callable maps `x`.
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
+                super().preprocess_samples(x, y, sample_weight)
+            )
         x = self._complete_and_check_inputs(x)
         if y is not None:
             y = self._check_targets(y)
@@ -677,6 +764,10 @@ class Teacher2TaskClassifier(Task):
                 config["combination"]
             )
         return super().from_config(config)
+
+
+# The key under which padded `predict` batches carry their real-row mask.
+_REAL_ROWS = "_keras_t2t_real_rows"
 
 
 def _pr_auc(labels, scores):
