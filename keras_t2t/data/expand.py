@@ -162,7 +162,7 @@ def expand(
         )
     rows = read_rows(source, spec, file_format=file_format)
     if isinstance(rows, MemoryRows):
-        _check_not_empty(rows.targets, spec)
+        rows.check_not_empty(spec)
         if balance is not None and np.isnan(rows.targets[:, 0]).all():
             # Balancing samples ground-truth examples; with none, every
             # epoch would end at once.
@@ -292,11 +292,3 @@ def _pack_block(block, weights):
     }
     targets = tf.boolean_mask(targets, scored)
     return x, targets, tf.ones(tf.shape(targets)[:1], tf.float32)
-
-
-def _check_not_empty(targets, spec):
-    if not np.any(~np.isnan(targets)):
-        raise ValueError(
-            f"The table ({len(targets)} rows) has no value from any source "
-            f"({list(spec.source_names)}): the expansion would be empty."
-        )

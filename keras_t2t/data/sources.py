@@ -169,6 +169,14 @@ class MemoryRows:
     def blocks(self, block_size):
         return self.dataset.batch(block_size).map(self.parse_block)
 
+    def check_not_empty(self, spec):
+        """Raises if no source has a value in any row."""
+        if not np.any(~np.isnan(self.targets)):
+            raise ValueError(
+                f"The table ({len(self)} rows) has no value from any source "
+                f"({list(spec.source_names)}): the expansion would be empty."
+            )
+
 
 def read_rows(source, spec, file_format=None):
     """Reads `source` into `MemoryRows` or `StreamRows`.

@@ -1,6 +1,5 @@
 import numpy as np
 
-from keras_t2t.data.expand import _check_not_empty
 from keras_t2t.data.sources import MemoryRows
 from keras_t2t.data.sources import TableSpec
 from keras_t2t.data.sources import read_rows
@@ -115,7 +114,7 @@ def summarize(
             counts["truncated"] += int(np.sum(preprocessor.truncated(texts)))
 
     if isinstance(rows, MemoryRows):
-        _check_not_empty(rows.targets, spec)
+        rows.check_not_empty(spec)
     for block in rows.blocks(_SUMMARY_BLOCK).as_numpy_iterator():
         add(block["targets"], block["inputs"])
     if counts["present"] is None or not counts["examples"].any():
