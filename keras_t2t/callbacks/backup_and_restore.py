@@ -83,6 +83,86 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     # --- Used by `Teacher2TaskClassifier.fit` ---
 
+    def fit(
+        self,
+        model,
+        fit,
+        x,
+        epochs=1,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        batch_size=None,
+        shuffle=True,
+        **kwargs,
+    ):
+        """Runs `fit` (the model's Keras `fit`) so that a restart resumes.
+
+        The one entry point for `Teacher2TaskClassifier.fit`: restores the
+        latest backup, turns `x` into one endless stream of batches (a
+        tuple of arrays, shuffled per epoch from a seed kept in the backup,
+        or a batched `tf.data.Dataset`, repeated), checks that it is the
+        stream the interrupted run trained on, skips what was trained and
+        ends the interrupted epoch where it would have ended. `kwargs` go
+        to `fit` unchanged.
+        """
+        metadata = self.restore(model)
+        seed = metadata.get("shuffle_seed")
+        if seed is None:
+            seed = int(np.random.randint(2**31 - 1))
+        if isinstance(x, tuple):
+            batch_size = batch_size or 32
+            size = len(keras.tree.flatten(x)[0])
+            steps_per_epoch = steps_per_epoch or -(-size // batch_size)
+            x = _array_stream(x, batch_size, shuffle, seed)
+        elif not isinstance(x, tf.data.Dataset):
+            raise ValueError(
+                "`BackupAndRestore` resumes training on arrays or on a "
+                f"batched `tf.data.Dataset`. Received: {type(x).__name__}"
+            )
+        size = int(x.cardinality())
+        if size == tf.data.INFINITE_CARDINALITY:
+            stream = x
+        else:
+            stream = x.repeat()
+            steps_per_epoch = steps_per_epoch or (size if size > 0 else None)
+        if not steps_per_epoch:
+            raise ValueError(
+                "`BackupAndRestore` needs the number of batches per epoch: "
+                "this dataset's size is unknown (or empty), so pass "
+                "`steps_per_epoch`."
+            )
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        start_step = metadata.get("start_step", step)
+        self.start_stream(
+            next(iter(stream.take(1))),
+            shuffle_seed=seed,
+            start_step=start_step,
+            metadata=metadata,
+        )
+        # Batches of the stream trained on so far, in this `fit`.
+        position = step - start_step
+        epoch = initial_epoch + position // steps_per_epoch
+        history = keras.callbacks.History()  # Nothing left to train.
+        history.set_model(model)
+        history.on_train_begin()
+        if epoch < epochs:
+            done = position % steps_per_epoch
+            if done:
+                # Placed first, it ends the interrupted epoch where it
+                # would have ended.
+                kwargs["callbacks"] = [
+                    _EndFirstEpochEarly(steps_per_epoch - done)
+                ] + list(kwargs["callbacks"])
+            history = fit(
+                stream.skip(position),
+                initial_epoch=epoch,
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                **kwargs,
+            )
+        self.finish()
+        return history
+
     def restore(self, model):
         """Restores weights and optimizer from the latest backup.
 
@@ -243,3 +323,55 @@ def _fingerprint(batch):
         else:
             digest.update(np.ascontiguousarray(value).tobytes())
     return digest.hexdigest()
+
+
+class _EndFirstEpochEarly(keras.callbacks.Callback):
+    """Ends the first epoch after `steps` batches; later ones run in full."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+        self.first_epoch = True
+        self.stopped = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_epoch and batch + 1 == self.steps:
+            if not self.model.stop_training:
+                self.model.stop_training = self.stopped = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs before the other callbacks' `on_epoch_end` (it is placed
+        # first), so an early stop they ask for still stops training.
+        if self.stopped:
+            self.model.stop_training = False
+        self.first_epoch = self.stopped = False
+
+
+def _array_stream(data, batch_size, shuffle, seed):
+    """Batches of arrays, epoch after epoch, endlessly.
+
+    Epoch k's order is a function of `(seed, k)` only, so the stream is the
+    same in any process, however often it was iterated before.
+    """
+    size = len(keras.tree.flatten(data)[0])
+    data = keras.tree.map_structure(tf.convert_to_tensor, data)
+
+    def epoch(k):
+        order = tf.range(size, dtype="int64")
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                order, seed=tf.stack([tf.constant(seed, "int64"), k])
+            )
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    def gather(indices):
+        return keras.tree.map_structure(
+            lambda value: tf.gather(value, indices), data
+        )
+
+    return (
+        tf.data.Dataset.counter()
+        .flat_map(epoch)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -357,123 +357,56 @@ class Teacher2TaskClassifier(Task):
             (c for c in callbacks or () if isinstance(c, BackupAndRestore)),
             None,
         )
-        metadata, seed = {}, None
-        if backup is not None:
-            metadata = backup.restore(self)
-            seed = metadata.get("shuffle_seed")
-            if seed is None:
-                seed = int(np.random.randint(2**31 - 1))
         if _in_memory(x):
             # KerasHub's pipeline turns arrays into a dataset without
             # shuffling them; Teacher2Task examples arrive grouped by row
             # and task, so shuffle here as Keras does for arrays.
-            data = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+            x = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
             if validation_split and validation_data is None:
-                data, validation_data = _split(data, validation_split)
-            batch_size = batch_size or 32
-            if backup is not None:
-                x = _array_stream(data, batch_size, shuffle, seed)
-                steps_per_epoch = steps_per_epoch or -(
-                    -len(_first(data)) // batch_size
-                )
-            else:
-                x = tf.data.Dataset.from_tensor_slices(data)
+                x, validation_data = _split(x, validation_split)
+            if backup is None:
+                size = len(_first(x))
+                x = tf.data.Dataset.from_tensor_slices(x)
                 if shuffle:
-                    x = x.shuffle(
-                        len(_first(data)), reshuffle_each_iteration=True
-                    )
-                x = x.batch(batch_size)
-            y = sample_weight = batch_size = validation_split = None
+                    x = x.shuffle(size, reshuffle_each_iteration=True)
+                x = x.batch(batch_size or 32)
+                batch_size = None
+            y = sample_weight = validation_split = None
         kwargs.update(
-            batch_size=batch_size,
             sample_weight=sample_weight,
-            shuffle=False,  # Datasets come shuffled (or not) by their maker.
             validation_split=validation_split,
             validation_data=validation_data,
             callbacks=callbacks,
         )
-        if backup is None:
-            return super().fit(
+        if backup is not None:
+            if y is not None:
+                raise ValueError(
+                    "`BackupAndRestore` resumes training on arrays or on a "
+                    "batched `tf.data.Dataset` of (x, y) batches; `y` goes "
+                    f"inside the dataset. Received x: {type(x).__name__}"
+                )
+            # Arrays (a tuple of them) or a dataset, made resumable there.
+            return backup.fit(
+                self,
+                super().fit,
                 x,
-                y,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 steps_per_epoch=steps_per_epoch,
+                batch_size=batch_size,
+                shuffle=shuffle,
                 **kwargs,
             )
-        return self._fit_resumable(
-            backup,
-            metadata,
-            seed,
+        return super().fit(
             x,
             y,
-            epochs,
-            initial_epoch,
+            batch_size=batch_size,
+            epochs=epochs,
+            shuffle=False,  # Datasets come shuffled (or not) by their maker.
+            initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
             **kwargs,
         )
-
-    def _fit_resumable(
-        self,
-        backup,
-        metadata,
-        seed,
-        x,
-        y,
-        epochs,
-        initial_epoch,
-        steps_per_epoch=None,
-        **kwargs,
-    ):
-        """`fit` on one stream of batches that a restart can resume."""
-        if not isinstance(x, tf.data.Dataset) or y is not None:
-            raise ValueError(
-                "`BackupAndRestore` resumes training on arrays or on a "
-                f"batched `tf.data.Dataset`. Received: {type(x).__name__}"
-            )
-        size = int(x.cardinality())
-        if size == tf.data.INFINITE_CARDINALITY:
-            stream = x
-        else:
-            stream = x.repeat()
-            steps_per_epoch = steps_per_epoch or (size if size > 0 else None)
-        if not steps_per_epoch:
-            raise ValueError(
-                "`BackupAndRestore` needs the number of batches per epoch: "
-                "this dataset's size is unknown (or empty), so pass "
-                "`steps_per_epoch`."
-            )
-        step = int(ops.convert_to_numpy(self.optimizer.iterations))
-        start_step = metadata.get("start_step", step)
-        backup.start_stream(
-            next(iter(stream.take(1))),
-            shuffle_seed=seed,
-            start_step=start_step,
-            metadata=metadata,
-        )
-        # Batches of the stream trained on so far, in this `fit`.
-        position = step - start_step
-        epoch = initial_epoch + position // steps_per_epoch
-        history = keras.callbacks.History()  # Nothing left to train.
-        history.set_model(self)
-        history.on_train_begin()
-        if epoch < epochs:
-            done = position % steps_per_epoch
-            if done:
-                # Placed first, it ends the interrupted epoch where it
-                # would have ended.
-                kwargs["callbacks"] = [
-                    _EndFirstEpochEarly(steps_per_epoch - done)
-                ] + list(kwargs["callbacks"])
-            history = super().fit(
-                stream.skip(position),
-                initial_epoch=epoch,
-                epochs=epochs,
-                steps_per_epoch=steps_per_epoch,
-                **kwargs,
-            )
-        backup.finish()
-        return history
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x, y = self._check_arrays(x, y)
@@ -806,28 +739,6 @@ def _check_teacher_ids(teacher_id, num_teachers, backend):
         return tf.identity(teacher_id)
 
 
-class _EndFirstEpochEarly(keras.callbacks.Callback):
-    """Ends the first epoch after `steps` batches; later ones run in full."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.steps = steps
-        self.first_epoch = True
-        self.stopped = False
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.first_epoch and batch + 1 == self.steps:
-            if not self.model.stop_training:
-                self.model.stop_training = self.stopped = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        # Runs before the other callbacks' `on_epoch_end` (it is placed
-        # first), so an early stop they ask for still stops training.
-        if self.stopped:
-            self.model.stop_training = False
-        self.first_epoch = self.stopped = False
-
-
 def _pad_batch(x, y, sample_weight, multiple, pad_value=float("nan")):
     """Pads a batch to a multiple of `multiple` examples.
 
@@ -849,36 +760,6 @@ def _pad_batch(x, y, sample_weight, multiple, pad_value=float("nan")):
     sample_weight = pad(tf.convert_to_tensor(sample_weight))
     y = keras.tree.map_structure(lambda t: pad(t, pad_value), y)
     return x, y, sample_weight
-
-
-def _array_stream(data, batch_size, shuffle, seed):
-    """Batches of arrays, epoch after epoch, endlessly.
-
-    Epoch k's order is a function of `(seed, k)` only, so the stream is the
-    same in any process, however often it was iterated before.
-    """
-    size = len(_first(data))
-    data = keras.tree.map_structure(tf.convert_to_tensor, data)
-
-    def epoch(k):
-        order = tf.range(size, dtype="int64")
-        if shuffle:
-            order = tf.random.experimental.stateless_shuffle(
-                order, seed=tf.stack([tf.constant(seed, "int64"), k])
-            )
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-
-    def gather(indices):
-        return keras.tree.map_structure(
-            lambda value: tf.gather(value, indices), data
-        )
-
-    return (
-        tf.data.Dataset.counter()
-        .flat_map(epoch)
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
 
 
 def _in_memory(x):
