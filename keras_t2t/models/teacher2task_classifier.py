@@ -10,6 +10,7 @@ from keras_hub.src.utils.preset_utils import get_preset_loader
 from keras_t2t.callbacks.backup_and_restore import BackupAndRestore
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
+from keras_t2t.models import device_padding
 from keras_t2t.models.task_combination import TaskCombination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 from keras_t2t.models.teacher2task_preprocessor import Teacher2TaskPreprocessor
@@ -465,39 +466,22 @@ class Teacher2TaskClassifier(Task):
         if shards == 1:
             return super().predict(x, batch_size=batch_size, **kwargs)
         # On several devices, a short last batch is padded so that it
-        # splits evenly, and a mask travelling with the batch (in the
-        # target's place) drops the padded rows from the result.
+        # splits evenly; the padded rows are dropped from the result.
         if not isinstance(x, tf.data.Dataset):
             x = tf.data.Dataset.from_tensor_slices(x).batch(batch_size or 32)
-
-        def pad(*data):
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(
-                self.preprocess_samples(*data)
-            )
-            real = tf.ones(tf.shape(_first(x))[:1], "bool")
-            x, real, _ = _pad_batch(x, real, None, shards, pad_value=False)
-            return x, {_REAL_ROWS: real}
-
-        x = x.map(pad, num_parallel_calls=tf.data.AUTOTUNE)
+        x = device_padding.pad_for_predict(x, self.preprocess_samples, shards)
         outputs, real = keras.Model.predict(
             self, x.prefetch(tf.data.AUTOTUNE), **kwargs
         )
         return keras.tree.map_structure(lambda out: out[real], outputs)
 
     def predict_step(self, *args):
-        # `predict` passes a padding mask, keyed `_REAL_ROWS`, as the target
-        # when it pads batches; it is returned next to the outputs. Any
-        # other target (a labelled dataset) is not `predict`'s business.
+        # Padded `predict` batches carry their real-row mask as the target;
+        # any other target (a labelled dataset) is not `predict`'s business.
         *state, data = args
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         outputs = super().predict_step(*state, x)
-        if not (isinstance(y, dict) and _REAL_ROWS in y):
-            return outputs
-        real = y[_REAL_ROWS]
-        if keras.backend.backend() == "jax":
-            outputs, non_trainable_variables = outputs
-            return (outputs, real), non_trainable_variables
-        return outputs, real
+        return device_padding.with_real_rows(outputs, y)
 
     def _check_arrays(self, x, y=None):
         # In-memory inputs are checked here, before batching, so that a bad
@@ -544,25 +528,14 @@ class Teacher2TaskClassifier(Task):
                 # Every device gets an equal share of each batch: a short
                 # last batch is padded with examples that have no target
                 # (NaN) and weight 0, which change neither loss nor metrics.
-                x, y, sample_weight = _pad_batch(x, y, sample_weight, shards)
+                x, y, sample_weight = device_padding.pad_batch(
+                    x, y, sample_weight, shards
+                )
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
     def _batch_shards(self):
-        """The number of equal parts a batch is split into across devices.
-
-        `tf.distribute` replicas on TensorFlow; the data-parallel part of
-        the `keras.distribution` device mesh held by this process on JAX.
-        """
-        shards = 1
-        if keras.backend.backend() == "tensorflow":
-            shards = self.distribute_strategy.num_replicas_in_sync
-        distribution = keras.distribution.distribution()
-        if distribution is not None:
-            mesh = distribution.device_mesh
-            axes = dict(zip(mesh.axis_names, mesh.shape, strict=True))
-            size = axes.get(distribution.batch_dim_name, 1)
-            shards = max(shards, size // max(distribution.num_processes, 1))
-        return max(int(shards), 1)
+        """The number of equal parts a batch is split into across devices."""
+        return device_padding.batch_shards(self)
 
     def _complete_and_check_inputs(self, x):
         backbone = self.backbone
@@ -699,10 +672,6 @@ class Teacher2TaskClassifier(Task):
         return super().from_config(config)
 
 
-# The key under which padded `predict` batches carry their real-row mask.
-_REAL_ROWS = "_keras_t2t_real_rows"
-
-
 def _pr_auc(labels, scores):
     metric = PRAUC(num_labels=labels.shape[-1])
     metric.update_state(labels, scores)
@@ -737,29 +706,6 @@ def _check_teacher_ids(teacher_id, num_teachers, backend):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(teacher_id)
-
-
-def _pad_batch(x, y, sample_weight, multiple, pad_value=float("nan")):
-    """Pads a batch to a multiple of `multiple` examples.
-
-    Inputs are padded with zeros (teacher id 0, no real positions), targets
-    with `pad_value` (NaN: missing) and sample weights with 0.
-    """
-    size = tf.shape(_first(x))[0]
-    extra = (multiple - size % multiple) % multiple
-
-    def pad(tensor, value=0):
-        paddings = [[0, extra]] + [[0, 0]] * (len(tensor.shape) - 1)
-        return tf.pad(
-            tensor, paddings, constant_values=tf.cast(value, tensor.dtype)
-        )
-
-    x = {name: pad(value) for name, value in x.items()}
-    if sample_weight is None:
-        sample_weight = tf.ones((size,), "float32")
-    sample_weight = pad(tf.convert_to_tensor(sample_weight))
-    y = keras.tree.map_structure(lambda t: pad(t, pad_value), y)
-    return x, y, sample_weight
 
 
 def _in_memory(x):

@@ -388,11 +388,11 @@ class PackedTeacher2TaskClassifierTest(TestCase):
     def test_padding_for_devices_keeps_packed_rows_neutral(self):
         # A short last batch is padded to split over devices: packed rows
         # (no teacher id) get NaN targets on every task and weight 0.
-        from keras_t2t.models.teacher2task_classifier import _pad_batch
+        from keras_t2t.models.device_padding import pad_batch
 
         data, y = packed_table(num_rows=6)
         x = {k: tf.constant(v) for k, v in data["inputs"].items()}
-        x, y, weight = _pad_batch(x, tf.constant(y), None, multiple=4)
+        x, y, weight = pad_batch(x, tf.constant(y), None, multiple=4)
         self.assertEqual(tuple(y.shape), (8, 4, 1))
         self.assertTrue(np.isnan(y.numpy()[6:]).all())
         self.assertAllEqual(weight, [1, 1, 1, 1, 1, 1, 0, 0])
