@@ -32,6 +32,20 @@ def tokenizer():
     return keras_hub.models.T5Tokenizer(proto=proto)
 
 
+def t5_preset(directory):
+    """A local KerasHub T5 preset: backbone weights and tokenizer."""
+    t5 = tokenizer()
+    keras_hub.models.T5Backbone(
+        vocabulary_size=t5.vocabulary_size(),
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+    ).save_to_preset(directory)
+    t5.save_to_preset(directory)
+    return directory
+
+
 class TextPreprocessorTest(TestCase):
     def test_trained_tokenizer_follows_t5_ids(self):
         t5 = tokenizer()
@@ -60,16 +74,7 @@ class TextPreprocessorTest(TestCase):
         self.assertEqual(out["token_ids"].shape, (8,))
 
     def test_from_preset(self):
-        preset = os.path.join(self.get_temp_dir(), "t5_preset")
-        t5 = tokenizer()
-        keras_hub.models.T5Backbone(
-            vocabulary_size=t5.vocabulary_size(),
-            num_layers=1,
-            num_heads=1,
-            hidden_dim=4,
-            intermediate_dim=8,
-        ).save_to_preset(preset)
-        t5.save_to_preset(preset)
+        preset = t5_preset(os.path.join(self.get_temp_dir(), "t5_preset"))
         preprocessor = TextPreprocessor.from_preset(preset, sequence_length=5)
         out = preprocessor({"text": tf.constant(["dull plot"])})
         self.assertEqual(out["token_ids"].shape, (1, 5))

@@ -10,27 +10,14 @@ import keras_t2t
 from keras_t2t.models import Teacher2TaskClassifier
 from keras_t2t.models import Teacher2TaskPreprocessor
 from tests.data.test_text import corpus
+from tests.data.test_text import t5_preset
 from tests.data.test_text import tokenizer
 from tests.test_case import TestCase
 
 VOCABULARY = keras_t2t.TeacherVocabulary(["vader", "textblob", "afinn"])
 
 
-def t5_preset(directory):
-    """A local KerasHub T5 preset: backbone weights and tokenizer."""
-    t5 = tokenizer()
-    keras_hub.models.T5Backbone(
-        vocabulary_size=t5.vocabulary_size(),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-    ).save_to_preset(directory)
-    t5.save_to_preset(directory)
-    return directory
-
-
-def text_classifier(preprocessor, task_layout="per_example"):
+def text_classifier(preprocessor, task_layout="per_example", **kwargs):
     backbone = keras_t2t.models.Teacher2TaskBackbone(
         num_teachers=3,
         vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
@@ -41,7 +28,10 @@ def text_classifier(preprocessor, task_layout="per_example"):
         task_layout=task_layout,
     )
     return Teacher2TaskClassifier(
-        backbone, teacher_vocabulary=VOCABULARY, preprocessor=preprocessor
+        backbone,
+        teacher_vocabulary=VOCABULARY,
+        preprocessor=preprocessor,
+        **kwargs,
     )
 
 
@@ -159,17 +149,7 @@ class TaskContractTest(TestCase):
 
     def test_fit_without_compile_is_keras_hubs_error(self):
         preprocessor = Teacher2TaskPreprocessor(tokenizer(), sequence_length=8)
-        backbone = keras_t2t.models.Teacher2TaskBackbone(
-            num_teachers=3,
-            vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-        )
-        classifier = Teacher2TaskClassifier(
-            backbone, preprocessor=preprocessor, compile=False
-        )
+        classifier = text_classifier(preprocessor, compile=False)
         with pytest.raises(ValueError, match="compile"):
             classifier.fit(self.x, self.y, verbose=0)
 
