@@ -11,6 +11,7 @@ from keras_t2t.callbacks.backup_and_restore import BackupAndRestore
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
 from keras_t2t.models import device_padding
+from keras_t2t.models import input_checks
 from keras_t2t.models.task_combination import TaskCombination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 from keras_t2t.models.teacher2task_preprocessor import Teacher2TaskPreprocessor
@@ -30,9 +31,11 @@ class Teacher2TaskClassifier(Task):
     inputs (`token_ids` and `padding_mask`, or `features` and
     `padding_mask`). In `fit()`, `evaluate()` and `predict()`,
     `teacher_id` defaults to 0 (the ground truth) and a missing
-    `padding_mask` of feature input to all ones; ids, feature sizes and
-    target shapes are checked with errors that name what is wrong.
-    Calling the model directly does no such checks.
+    `padding_mask` of feature input to all ones; teacher and token ids,
+    feature values and sizes, targets (NaN or in `[0, 1]`) and sample
+    weights (finite, >= 0) are checked with errors that name the example
+    (`keras_t2t.models.input_checks`). Calling the model directly does no
+    such checks.
 
     Targets are `(batch, num_labels)`, NaN where a value is missing. The
     default `compile()` uses Adam, `MaskedMultiTaskLoss` and `PRAUC`.
@@ -353,7 +356,7 @@ class Teacher2TaskClassifier(Task):
         among the callbacks, an interrupted run resumes at the batch after
         its last backup (see that callback).
         """
-        x, y = self._check_arrays(x, y)
+        x, y, sample_weight = self._check_arrays(x, y, sample_weight)
         backup = next(
             (c for c in callbacks or () if isinstance(c, BackupAndRestore)),
             None,
@@ -410,7 +413,9 @@ class Teacher2TaskClassifier(Task):
         )
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        x, y = self._check_arrays(x, y)
+        x, y, weight = self._check_arrays(x, y, kwargs.get("sample_weight"))
+        if weight is not None:
+            kwargs["sample_weight"] = weight
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x=None, batch_size=None, all_tasks=False, **kwargs):
@@ -461,7 +466,7 @@ class Teacher2TaskClassifier(Task):
         )
 
     def _predict(self, x=None, batch_size=None, **kwargs):
-        x, _ = self._check_arrays(x)
+        x, _, _ = self._check_arrays(x)
         shards = self._batch_shards()
         if shards == 1:
             return super().predict(x, batch_size=batch_size, **kwargs)
@@ -483,7 +488,7 @@ class Teacher2TaskClassifier(Task):
         outputs = super().predict_step(*state, x)
         return device_padding.with_real_rows(outputs, y)
 
-    def _check_arrays(self, x, y=None):
+    def _check_arrays(self, x, y=None, sample_weight=None):
         # In-memory inputs are checked here, before batching, so that a bad
         # value is reported as a `ValueError` naming its example; datasets
         # are checked batch by batch inside the input pipeline.
@@ -496,7 +501,10 @@ class Teacher2TaskClassifier(Task):
             x = self._complete_and_check_inputs(x)
             if y is not None and not isinstance(y, tf.Tensor):
                 y = self._check_targets(np.asarray(y))
-        return x, y
+            if sample_weight is not None:
+                sample_weight = input_checks.check_sample_weight(sample_weight)
+            input_checks.check_lengths(x, y, sample_weight)
+        return x, y, sample_weight
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # The metrics measure the primary task: examples of the auxiliary
@@ -521,6 +529,8 @@ class Teacher2TaskClassifier(Task):
                 super().preprocess_samples(x, y, sample_weight)
             )
         x = self._complete_and_check_inputs(x)
+        if sample_weight is not None:
+            sample_weight = input_checks.check_sample_weight(sample_weight)
         if y is not None:
             y = self._check_targets(y)
             shards = self._batch_shards()
@@ -538,107 +548,15 @@ class Teacher2TaskClassifier(Task):
         return device_padding.batch_shards(self)
 
     def _complete_and_check_inputs(self, x):
-        backbone = self.backbone
-        sequence_name = backbone.sequence_input_name
-        if not isinstance(x, dict):
-            raise ValueError(
-                "Teacher2TaskClassifier takes a dict of inputs with keys "
-                f"'teacher_id' (optional), '{sequence_name}' and "
-                f"'padding_mask'. Received: {type(x).__name__}"
-            )
-        expected = {"teacher_id", sequence_name, "padding_mask"}
-        if backbone.packed:
-            expected.remove("teacher_id")
-            if "teacher_id" in x:
-                raise ValueError(
-                    "This packed model (task_layout='packed') reads every "
-                    "task in one pass and takes no 'teacher_id': its targets "
-                    "are (batch, num_teachers + 1, num_labels), and "
-                    "`predict(..., all_tasks=True)` returns every task."
-                )
-        unexpected = sorted(set(x) - expected)
-        if unexpected:
-            raise ValueError(
-                f"Unexpected input(s) {unexpected}: this "
-                f"{backbone.input_mode} model takes {sorted(expected)}."
-            )
-        if sequence_name not in x:
-            raise ValueError(
-                f"Missing input '{sequence_name}': this {backbone.input_mode}"
-                f" model takes {sorted(expected)}. Received keys: {sorted(x)}"
-            )
-        x = dict(x)
-        backend = tf if isinstance(x[sequence_name], tf.Tensor) else np
-        sequence = x[sequence_name]
-        if backbone.input_mode == "features":
-            shape = tuple(sequence.shape)
-            if len(shape) != 3 or shape[-1] not in (None, backbone.feature_dim):
-                raise ValueError(
-                    f"Input 'features' must have shape (batch, seq, "
-                    f"{backbone.feature_dim}) for this model "
-                    f"(feature_dim={backbone.feature_dim}). Received shape "
-                    f"{shape}."
-                )
-        elif len(sequence.shape) != 2:
-            raise ValueError(
-                "Input 'token_ids' must have shape (batch, seq). Received "
-                f"shape {tuple(sequence.shape)}."
-            )
-        limit = backbone.max_sequence_length
-        length = sequence.shape[1]
-        if limit is not None and length is not None and length > limit:
-            raise ValueError(
-                f"Input '{sequence_name}' has {length} positions; this model "
-                f"embeds at most max_sequence_length={limit}. Shorten the "
-                "input or build the backbone with a larger "
-                "`max_sequence_length`."
-            )
-        if "padding_mask" not in x:
-            if backbone.input_mode == "text":
-                raise ValueError(
-                    "Missing input 'padding_mask' (1 for real tokens, 0 for "
-                    "padding), needed with 'token_ids'."
-                )
-            x["padding_mask"] = backend.ones(
-                backend.shape(sequence)[:2], dtype="int32"
-            )
-        if backbone.packed:
-            return x
-        if "teacher_id" not in x:
-            # Inference asks for the primary task: the ground truth, id 0.
-            x["teacher_id"] = backend.zeros(
-                backend.shape(sequence)[:1], dtype="int32"
-            )
-        x["teacher_id"] = _check_teacher_ids(
-            x["teacher_id"], backbone.num_teachers, backend
-        )
-        return x
+        return input_checks.complete_and_check_inputs(self.backbone, x)
 
     def _check_targets(self, y):
-        shape = tuple(y.shape)
-        expected = (self.num_labels,)
-        if self.backbone.packed:
-            expected = (self.backbone.num_teachers + 1, self.num_labels)
-        if len(shape) == len(expected) and self.num_labels == 1:
-            y = y[..., None]
-            shape = tuple(y.shape)
-        if len(shape) != len(expected) + 1 or any(
-            size not in (None, want)
-            for size, want in zip(shape[1:], expected, strict=True)
-        ):
-            layout = (
-                "packed, one row per input and a target per task (NaN "
-                "where a source did not score)"
-                if self.backbone.packed
-                else "one example per (input, task)"
-            )
-            raise ValueError(
-                f"Targets must have shape (batch, "
-                f"{', '.join(map(str, expected))}) for this model "
-                f"(num_labels={self.num_labels}; {layout}), NaN where a "
-                f"value is missing. Received shape {shape}."
-            )
-        return y
+        names = None
+        if self.teacher_vocabulary is not None:
+            names = self.teacher_vocabulary.names
+        return input_checks.check_targets(
+            y, self.num_labels, self.backbone, names
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -676,36 +594,6 @@ def _pr_auc(labels, scores):
     metric = PRAUC(num_labels=labels.shape[-1])
     metric.update_state(labels, scores)
     return float(ops.convert_to_numpy(metric.result()))
-
-
-def _check_teacher_ids(teacher_id, num_teachers, backend):
-    message = (
-        f"'teacher_id' must be in [0, {num_teachers}]: 0 is the ground truth "
-        f"and 1..{num_teachers} the model's {num_teachers} teachers."
-    )
-    if backend is np:
-        teacher_id = np.asarray(teacher_id)
-        if not np.issubdtype(teacher_id.dtype, np.integer):
-            raise ValueError(f"{message} Received dtype {teacher_id.dtype}.")
-        bad = (teacher_id < 0) | (teacher_id > num_teachers)
-        if bad.any():
-            index = int(np.flatnonzero(bad.reshape(-1))[0])
-            raise ValueError(
-                f"{message} Received teacher_id={teacher_id.reshape(-1)[index]}"
-                f" at example {index}."
-            )
-        return teacher_id.astype("int32")
-    if not teacher_id.dtype.is_integer:
-        raise ValueError(f"{message} Received dtype {teacher_id.dtype.name}.")
-    teacher_id = tf.cast(teacher_id, "int32")
-    checks = [
-        tf.debugging.assert_non_negative(teacher_id, message=message),
-        tf.debugging.assert_less_equal(
-            teacher_id, num_teachers, message=message
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(teacher_id)
 
 
 def _in_memory(x):

@@ -1,0 +1,319 @@
+"""The input checks of `Teacher2TaskClassifier.fit`, `evaluate`, `predict`.
+
+One place for every kind of model input: the inputs dict (keys, shapes,
+teacher ids, token ids, feature values), the targets and the sample
+weights. Each check has a numpy form, run on in-memory arrays before they
+are batched, so that a bad value is a `ValueError` naming its example, and
+a `tf` form, run on every batch inside the input pipeline of a dataset,
+which stops the pipeline with the same message (and the position within
+the batch). Calling the model directly does no checks.
+
+TensorFlow escapes quotes in assertion messages, so the `tf` messages name
+inputs without them.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def complete_and_check_inputs(backbone, x):
+    """Checks the inputs dict; fills `teacher_id` and a feature mask."""
+    sequence_name = backbone.sequence_input_name
+    if not isinstance(x, dict):
+        raise ValueError(
+            "Teacher2TaskClassifier takes a dict of inputs with keys "
+            f"'teacher_id' (optional), '{sequence_name}' and "
+            f"'padding_mask'. Received: {type(x).__name__}"
+        )
+    expected = {"teacher_id", sequence_name, "padding_mask"}
+    if backbone.packed:
+        expected.remove("teacher_id")
+        if "teacher_id" in x:
+            raise ValueError(
+                "This packed model (task_layout='packed') reads every "
+                "task in one pass and takes no 'teacher_id': its targets "
+                "are (batch, num_teachers + 1, num_labels), and "
+                "`predict(..., all_tasks=True)` returns every task."
+            )
+    unexpected = sorted(set(x) - expected)
+    if unexpected:
+        raise ValueError(
+            f"Unexpected input(s) {unexpected}: this "
+            f"{backbone.input_mode} model takes {sorted(expected)}."
+        )
+    if sequence_name not in x:
+        raise ValueError(
+            f"Missing input '{sequence_name}': this {backbone.input_mode}"
+            f" model takes {sorted(expected)}. Received keys: {sorted(x)}"
+        )
+    x = dict(x)
+    backend = tf if isinstance(x[sequence_name], tf.Tensor) else np
+    sequence = x[sequence_name]
+    if backbone.input_mode == "features":
+        shape = tuple(sequence.shape)
+        if len(shape) != 3 or shape[-1] not in (None, backbone.feature_dim):
+            raise ValueError(
+                f"Input 'features' must have shape (batch, seq, "
+                f"{backbone.feature_dim}) for this model "
+                f"(feature_dim={backbone.feature_dim}). Received shape "
+                f"{shape}."
+            )
+        x["features"] = _check_finite_features(sequence, backend)
+    else:
+        if len(sequence.shape) != 2:
+            raise ValueError(
+                "Input 'token_ids' must have shape (batch, seq). Received "
+                f"shape {tuple(sequence.shape)}."
+            )
+        x["token_ids"] = _check_token_ids(
+            sequence, backbone.vocabulary_size, backend
+        )
+    limit = backbone.max_sequence_length
+    length = sequence.shape[1]
+    if limit is not None and length is not None and length > limit:
+        raise ValueError(
+            f"Input '{sequence_name}' has {length} positions; this model "
+            f"embeds at most max_sequence_length={limit}. Shorten the "
+            "input or build the backbone with a larger "
+            "`max_sequence_length`."
+        )
+    if "padding_mask" not in x:
+        if backbone.input_mode == "text":
+            raise ValueError(
+                "Missing input 'padding_mask' (1 for real tokens, 0 for "
+                "padding), needed with 'token_ids'."
+            )
+        x["padding_mask"] = backend.ones(
+            backend.shape(sequence)[:2], dtype="int32"
+        )
+    if backbone.packed:
+        return x
+    if "teacher_id" not in x:
+        # Inference asks for the primary task: the ground truth, id 0.
+        x["teacher_id"] = backend.zeros(
+            backend.shape(sequence)[:1], dtype="int32"
+        )
+    x["teacher_id"] = _check_teacher_ids(
+        x["teacher_id"], backbone.num_teachers, backend
+    )
+    return x
+
+
+def check_targets(y, num_labels, backbone, task_names=None):
+    """Checks the targets' shape and values: NaN (missing) or in [0, 1]."""
+    shape = tuple(y.shape)
+    expected = (num_labels,)
+    if backbone.packed:
+        expected = (backbone.num_teachers + 1, num_labels)
+    if len(shape) == len(expected) and num_labels == 1:
+        y = y[..., None]
+        shape = tuple(y.shape)
+    if len(shape) != len(expected) + 1 or any(
+        size not in (None, want)
+        for size, want in zip(shape[1:], expected, strict=True)
+    ):
+        layout = (
+            "packed, one row per input and a target per task (NaN "
+            "where a source did not score)"
+            if backbone.packed
+            else "one example per (input, task)"
+        )
+        raise ValueError(
+            f"Targets must have shape (batch, "
+            f"{', '.join(map(str, expected))}) for this model "
+            f"(num_labels={num_labels}; {layout}), NaN where a "
+            f"value is missing. Received shape {shape}."
+        )
+    rule = (
+        "targets must be confidences in [0, 1], NaN where a value is "
+        "missing (a value of another range: rescale it, as "
+        "`keras_t2t.data.expand(..., rescale=...)` does)"
+    )
+    if isinstance(y, tf.Tensor):
+        if not y.dtype.is_floating:
+            y = tf.cast(y, "float32")
+        bad = ~tf.math.is_nan(y) & ((y < 0.0) | (y > 1.0))
+        return _assert_none(bad, y, f"Bad target: {rule}.", "(example, ...)")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(y) & ((y < 0) | (y > 1))
+    if bad.any():
+        index = np.unravel_index(np.flatnonzero(bad)[0], bad.shape)
+        if backbone.packed:
+            task = int(index[1])
+            name = f" ({task_names[task]!r})" if task_names else ""
+            where = f"example {index[0]}, task {task}{name}, label {index[2]}"
+        else:
+            where = f"example {index[0]}, label {index[1]}"
+        raise ValueError(f"The target at {where} is {y[index]}; {rule}.")
+    return y
+
+
+def check_sample_weight(sample_weight):
+    """Checks that sample weights are finite and >= 0."""
+    rule = (
+        "sample weights must be finite and >= 0 (0 leaves an example out "
+        "of the loss)"
+    )
+    if isinstance(sample_weight, tf.Tensor):
+        bad = ~tf.math.is_finite(sample_weight) | (sample_weight < 0)
+        return _assert_none(
+            bad, sample_weight, f"Bad sample_weight: {rule}.", "(example,)"
+        )
+    sample_weight = np.asarray(sample_weight)
+    if not np.issubdtype(sample_weight.dtype, np.number):
+        raise ValueError(
+            f"`sample_weight` must be numeric; {rule}. Received dtype "
+            f"{sample_weight.dtype}."
+        )
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(sample_weight) | (sample_weight < 0)
+    if bad.any():
+        index = int(np.flatnonzero(bad.reshape(-1))[0])
+        raise ValueError(
+            f"`sample_weight` at example {index} is "
+            f"{sample_weight.reshape(-1)[index]}; {rule}."
+        )
+    return sample_weight
+
+
+def check_lengths(x, y=None, sample_weight=None):
+    """Checks that in-memory inputs, targets and weights have one length."""
+    arrays = dict(x)
+    if y is not None:
+        arrays["y"] = y
+    if sample_weight is not None:
+        arrays["sample_weight"] = sample_weight
+    lengths = {
+        name: len(value) if np.ndim(value) else None
+        for name, value in arrays.items()
+    }
+    first = next(iter(x), None)
+    for name, length in lengths.items():
+        if length != lengths[first]:
+            kind = "input " if name in x else ""
+            raise ValueError(
+                f"{kind}{name!r} has {length} examples but input "
+                f"{first!r} has {lengths[first]}: inputs, targets `y` and "
+                "`sample_weight` need one row per example."
+            )
+
+
+def _check_teacher_ids(teacher_id, num_teachers, backend):
+    message = (
+        f"'teacher_id' must be in [0, {num_teachers}]: 0 is the ground truth "
+        f"and 1..{num_teachers} the model's {num_teachers} teachers."
+    )
+    if backend is np:
+        teacher_id = np.asarray(teacher_id)
+        if not np.issubdtype(teacher_id.dtype, np.integer):
+            raise ValueError(f"{message} Received dtype {teacher_id.dtype}.")
+        bad = (teacher_id < 0) | (teacher_id > num_teachers)
+        if bad.any():
+            index = int(np.flatnonzero(bad.reshape(-1))[0])
+            raise ValueError(
+                f"{message} Received teacher_id={teacher_id.reshape(-1)[index]}"
+                f" at example {index}."
+            )
+        return teacher_id.astype("int32")
+    if not teacher_id.dtype.is_integer:
+        raise ValueError(f"{message} Received dtype {teacher_id.dtype.name}.")
+    teacher_id = tf.cast(teacher_id, "int32")
+    checks = [
+        tf.debugging.assert_non_negative(teacher_id, message=message),
+        tf.debugging.assert_less_equal(
+            teacher_id, num_teachers, message=message
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(teacher_id)
+
+
+def _check_token_ids(token_ids, vocabulary_size, backend):
+    # An id outside the embedding table is an error on TF and torch, deep
+    # inside the gather; on JAX it reads NaN (or wraps, when negative) and
+    # one step makes every weight NaN. So every id is checked here.
+    rule = (
+        f"token ids must be in [0, {vocabulary_size - 1}] for this model "
+        f"(vocabulary_size={vocabulary_size}): tokenize with the tokenizer "
+        "the backbone was built for, or build it with a larger "
+        "`vocabulary_size`"
+    )
+    if backend is tf:
+        if not token_ids.dtype.is_integer:
+            raise ValueError(
+                f"Input 'token_ids' must be integers; {rule}. Received dtype "
+                f"{token_ids.dtype.name}."
+            )
+        bad = (token_ids < 0) | (token_ids >= vocabulary_size)
+        return _assert_none(
+            bad,
+            token_ids,
+            f"Input token_ids out of range: {rule}.",
+            "(example, position)",
+        )
+    token_ids = np.asarray(token_ids)
+    if not np.issubdtype(token_ids.dtype, np.integer):
+        raise ValueError(
+            f"Input 'token_ids' must be integers; {rule}. Received dtype "
+            f"{token_ids.dtype}."
+        )
+    bad = (token_ids < 0) | (token_ids >= vocabulary_size)
+    if bad.any():
+        row, position = np.argwhere(bad)[0]
+        raise ValueError(
+            f"Input 'token_ids' at example {row}, position {position} is "
+            f"{token_ids[row, position]}; {rule}."
+        )
+    return token_ids
+
+
+def _check_finite_features(features, backend):
+    rule = (
+        "features must be finite: replace NaN and inf (e.g. with 0, and "
+        "set `padding_mask` to 0 at positions that hold no data)"
+    )
+    if backend is tf:
+        if not (features.dtype.is_floating or features.dtype.is_integer):
+            raise ValueError(
+                f"Input 'features' must be numeric. Received dtype "
+                f"{features.dtype.name}."
+            )
+        if features.dtype.is_integer:
+            return features
+        return _assert_none(
+            ~tf.math.is_finite(features),
+            features,
+            f"Non-finite input features: {rule}.",
+            "(example, position, feature)",
+        )
+    features = np.asarray(features)
+    if not np.issubdtype(features.dtype, np.number):
+        raise ValueError(
+            "Input 'features' must be numeric. Received dtype "
+            f"{features.dtype}."
+        )
+    bad = ~np.isfinite(features)
+    if bad.any():
+        row, position, feature = np.argwhere(bad)[0]
+        raise ValueError(
+            f"Input 'features' at example {row}, position {position}, "
+            f"feature {feature} is {features[row, position, feature]}; "
+            f"{rule}."
+        )
+    return features
+
+
+def _assert_none(bad, values, message, index_names):
+    """Stops the pipeline at the first `bad` entry of a batch, naming it."""
+    check = tf.debugging.Assert(
+        ~tf.reduce_any(bad),
+        [
+            message,
+            "Received",
+            tf.boolean_mask(values, bad)[:1],
+            f"at batch index {index_names}",
+            tf.where(bad)[:1],
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(values)
