@@ -25,9 +25,10 @@ class PRAUC(keras.metrics.Metric):
             matters when predictions crowd together (an untrained model).
             Defaults to 10000.
         average: `"macro"` or `None`. `"macro"` gives the mean over labels
-            that have at least one positive; `None` gives the per-label
-            values (NaN for a label without positives). Defaults to
-            `"macro"`.
+            that have at least one positive, NaN when none has (no
+            labelled example, e.g. an `evaluate` without ground-truth
+            examples); `None` gives the per-label values (NaN for a label
+            without positives). Defaults to `"macro"`.
         name: str. Defaults to `"pr_auc"`.
 
     Example:
@@ -132,7 +133,10 @@ class PRAUC(keras.metrics.Metric):
         defined = ops.logical_not(ops.isnan(per_label))
         total = ops.sum(ops.where(defined, per_label, 0.0))
         count = ops.sum(ops.cast(defined, self.dtype))
-        return ops.divide_no_nan(total, count)
+        # No label with a positive (no labelled example at all, or only
+        # negatives): undefined, NaN. A 0.0 would read as a terrible model.
+        nan = ops.full_like(total, float("nan"))
+        return ops.where(count > 0, ops.divide_no_nan(total, count), nan)
 
     def reset_state(self):
         for variable in (self.positives, self.negatives):

@@ -258,6 +258,12 @@ class Teacher2TaskClassifier(Task):
             y_val = self._labels(y_val)
             val_scores = self.predict(x_val, all_tasks=True, verbose=0)
             report["task_0"] = _pr_auc(y_val, val_scores[:, 0])
+            if np.isnan(report["task_0"]):
+                raise ValueError(
+                    "`validation_data` labels have no positive (every label "
+                    "missing or 0), so PR-AUC cannot choose the combination. "
+                    "Validate on labelled rows that include positives."
+                )
             report["combined"] = -1.0
             for strength in candidates:
                 combination = TaskCombination.fit(scores, labels, l2=strength)

@@ -98,6 +98,16 @@ class PRAUCTest(TestCase):
         macro.update_state(y_true, y_pred)
         self.assertAlmostEqual(float(macro.result()), 1.0, places=6)
 
+    def test_no_labelled_example_is_nan_not_zero(self):
+        for y_true in (
+            [np.nan, np.nan, np.nan],  # Every label missing.
+            [0.0, np.nan, 0.0],  # Only negatives: no precision to average.
+        ):
+            metric = PRAUC()
+            metric.update_state(np.array(y_true), np.array([0.9, 0.2, 0.5]))
+            self.assertTrue(np.isnan(float(metric.result())), y_true)
+        self.assertTrue(np.isnan(float(PRAUC(num_labels=2).result())))
+
     def test_reset_state(self):
         metric = PRAUC()
         metric.update_state([1.0, 0.0], [0.1, 0.9])

@@ -105,3 +105,13 @@ class FitCombinationTest(TestCase):
             feature_classifier().fit_combination(
                 data["inputs"], np.zeros((16, 3))
             )
+
+    def test_validation_labels_without_a_positive(self):
+        data, _, _, _ = expanded(num_rows=16)
+        labels = data["true_labels"]
+        with self.assertRaisesRegex(ValueError, "`validation_data` labels"):
+            feature_classifier().fit_combination(
+                data["inputs"],
+                labels,
+                validation_data=(data["inputs"], np.full_like(labels, np.nan)),
+            )

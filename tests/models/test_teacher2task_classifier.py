@@ -145,6 +145,16 @@ class Teacher2TaskClassifierTest(TestCase):
         )
         self.assertAlmostEqual(results["pr_auc"], expected, delta=0.005)
 
+    def test_evaluate_without_ground_truth_examples_is_nan(self):
+        _, x, y, _ = expanded(num_rows=32)
+        teachers_only = x["teacher_id"] > 0
+        x = {name: value[teachers_only] for name, value in x.items()}
+        results = feature_classifier().evaluate(
+            x, y[teachers_only], return_dict=True, verbose=0
+        )
+        self.assertTrue(np.isfinite(results["loss"]))
+        self.assertTrue(np.isnan(results["pr_auc"]), results)
+
     def test_teacher_id_outside_the_vocabulary(self):
         _, x, y, _ = expanded(num_rows=16)
         classifier = feature_classifier()
