@@ -39,6 +39,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Args:
         backup_dir: str. Where backups are written; used again on restart.
+            Created if needed, and checked to be writable here, so that a
+            bad folder fails before training rather than at the first
+            backup.
         save_freq: `"epoch"` or int. Back up at each epoch end, or every
             `save_freq` batches. Defaults to `"epoch"`.
         double_checkpoint: bool. Keep the previous backup too, used if the
@@ -74,6 +77,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             double_checkpoint=double_checkpoint,
             delete_checkpoint=delete_checkpoint,
         )
+        _check_writable(self.backup_dir)
         # The training stream, set by `Teacher2TaskClassifier.fit`; `None`
         # when used with another model's `fit` (Keras's behaviour).
         self._stream = None
@@ -375,3 +379,20 @@ def _array_stream(data, batch_size, shuffle, seed):
         .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def _check_writable(backup_dir):
+    """Raises unless a file can be written in `backup_dir` (made if needed)."""
+    probe = os.path.join(backup_dir, f".write_probe_{os.getpid()}")
+    try:
+        tf.io.gfile.makedirs(backup_dir)
+        with tf.io.gfile.GFile(probe, "w") as file:
+            file.write("")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as error:
+        raise ValueError(
+            f"`backup_dir` {backup_dir!r} is not a folder this process can "
+            f"write ({type(error).__name__}: {error}); backups would fail "
+            "at the first save, after training started. Pass a writable "
+            "folder."
+        ) from None

@@ -43,7 +43,8 @@ def export_saved_model(classifier, base_dir, version=1, probe=None):
     Args:
         classifier: a `keras_t2t.models.Teacher2TaskClassifier`.
         base_dir: str. The model base directory TF Serving watches.
-        version: int. The version subdirectory. Defaults to 1.
+        version: int. The version subdirectory, a positive integer (what
+            TF Serving can serve). Defaults to 1.
         probe: dict of arrays or `None`. Inputs on which the export is
             checked against `classifier.predict` (max abs difference
             1e-5). Defaults to a small generated batch.
@@ -57,6 +58,16 @@ def export_saved_model(classifier, base_dir, version=1, probe=None):
     # saved_model_cli show --dir serving/t2t/1 --all
     ```
     """
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, (int, np.integer))
+        or version < 1
+    ):
+        raise ValueError(
+            "`version` must be a positive integer: TF Serving loads the "
+            "numbered subfolders 1, 2, ... of `base_dir` and serves the "
+            f"highest. Received: version={version!r}"
+        )
     path = os.path.join(os.fspath(base_dir), str(int(version)))
     if os.path.exists(path) and os.listdir(path):
         raise ValueError(

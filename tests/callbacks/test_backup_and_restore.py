@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,3 +141,31 @@ class BackupAndRestoreTest(TestCase):
         callback = keras_t2t.callbacks.BackupAndRestore("/tmp/b", save_freq=3)
         revived = self.run_serialization_test(callback)
         self.assertEqual(revived.save_freq, 3)
+
+
+class BackupDirTest(TestCase):
+    def test_an_unwritable_backup_dir_fails_at_construction(self):
+        blocker = os.path.join(self.get_temp_dir(), "a_file")
+        with open(blocker, "w") as file:
+            file.write("not a folder")
+        backup_dir = os.path.join(blocker, "backup")
+        with self.assertRaisesRegex(
+            ValueError,
+            rf"`backup_dir` {re.escape(repr(backup_dir))} is not a folder "
+            "this process can write",
+        ):
+            keras_t2t.callbacks.BackupAndRestore(backup_dir)
+
+    def test_a_read_only_backup_dir_fails_at_construction(self):
+        if os.geteuid() == 0:
+            self.skipTest("root writes into read-only folders")
+        backup_dir = self.get_temp_dir()
+        os.chmod(backup_dir, 0o500)
+        self.addCleanup(os.chmod, backup_dir, 0o700)
+        with self.assertRaisesRegex(ValueError, "not a folder this process"):
+            keras_t2t.callbacks.BackupAndRestore(backup_dir)
+
+    def test_a_new_folder_is_made_and_left_empty(self):
+        backup_dir = os.path.join(self.get_temp_dir(), "new", "backup")
+        keras_t2t.callbacks.BackupAndRestore(backup_dir)
+        self.assertEqual(os.listdir(backup_dir), [])

@@ -10,6 +10,7 @@ with `saved_model_cli`.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -231,6 +232,18 @@ class ExportTest(TestCase):
         export_saved_model(classifier, base, version=1)
         with pytest.raises(ValueError, match="already holds a model"):
             export_saved_model(classifier, base, version=1)
+
+    def test_version_must_be_a_positive_integer(self):
+        classifier = feature_classifier()
+        base = self.get_temp_dir()
+        for version in (0, -1, 1.5, "2", True, None):
+            with pytest.raises(
+                ValueError,
+                match=rf"`version` must be a positive integer.*"
+                rf"version={re.escape(repr(version))}",
+            ):
+                export_saved_model(classifier, base, version=version)
+        self.assertEqual(os.listdir(base), [])
 
 
 del keras, keras_hub
