@@ -24,6 +24,7 @@ def expand(
     label_column=None,
     num_labels=None,
     rescale=None,
+    ignore_columns=None,
     file_format=None,
     ground_truth_weight=1.0,
     teacher_weight=1.0,
@@ -76,6 +77,10 @@ def expand(
         num_labels: int. Inferred from the table when `None`.
         rescale: dict `{teacher: (low, high)}` or `{teacher: "sigmoid"}`,
             for teachers whose scores are not confidences in `[0, 1]`.
+        ignore_columns: list of str or `None`. Columns of a wide table to
+            leave out (ids, notes). Any other column that is not an input,
+            the ground truth or a teacher column is an error, so that no
+            teacher's scores are dropped unnoticed. Defaults to `None`.
         file_format: `"csv"`, `"jsonl"`, `"parquet"` or `"tfrecord"`;
             inferred from the file suffix when `None`.
         ground_truth_weight: float. `sample_weight` of ground-truth
@@ -145,6 +150,7 @@ def expand(
         label_column=label_column,
         num_labels=num_labels,
         rescale=rescale,
+        ignore_columns=ignore_columns,
     )
     if balance is not None and not 0.0 < balance < 1.0:
         raise ValueError(f"`balance` must be in (0, 1). Received: {balance}")

@@ -19,6 +19,7 @@ stream, in the order given (a glob's matches sorted by name).
 """
 
 import copy
+import csv
 import json
 import os
 
@@ -63,6 +64,11 @@ class TableSpec:
             `{teacher_name: "sigmoid"}` for teachers whose scores are not
             confidences in `[0, 1]`: `(low, high)` maps linearly onto
             `[0, 1]`, `"sigmoid"` treats scores as logits.
+        ignore_columns: list of str or `None`. Columns of a wide table that
+            are read by nobody (ids, notes). Every other column must be an
+            input, the ground truth or a teacher column: an unknown one is
+            an error, so that no teacher's scores are dropped unnoticed.
+            Defaults to `None`.
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class TableSpec:
         label_column=None,
         num_labels=None,
         rescale=None,
+        ignore_columns=None,
     ):
         if layout not in ("wide", "long"):
             raise ValueError(
@@ -112,6 +119,9 @@ class TableSpec:
         self.label_column = label_column
         self.num_labels = num_labels
         self.rescale = dict(rescale or {})
+        if isinstance(ignore_columns, str):
+            ignore_columns = [ignore_columns]
+        self.ignore_columns = list(ignore_columns or [])
         for name, rule in self.rescale.items():
             if name not in vocabulary.teachers:
                 raise ValueError(
@@ -131,6 +141,39 @@ class TableSpec:
     @property
     def source_names(self):
         return self.vocabulary.names
+
+    def check_known_columns(self, names):
+        """Raises unless every column of a wide table has a role."""
+        teachers = [c for c in self.teacher_columns if c is not None]
+        known = {*self.inputs, self.ground_truth, *teachers}
+        known.update(self.ignore_columns)
+        unknown = [name for name in names if name not in known]
+        if not unknown:
+            return
+        name = unknown[0]
+        if name == "label" and not self.ground_truth_required:
+            raise ValueError(
+                "Column 'label' looks like the ground truth, but "
+                "`ground_truth=` was not passed, so the ground truth is read "
+                f"from a column {self.ground_truth!r} (there is none). Pass "
+                "`ground_truth='label'`, or list it in `ignore_columns` to "
+                "train on the teachers alone."
+            )
+        base, _, suffix = str(name).rpartition(".")
+        if suffix.isdigit() and base in known:
+            raise ValueError(
+                f"Column {name!r} looks like a second {base!r} column that "
+                "pandas renamed (a duplicated header): its values would be "
+                f"lost. Give each column its own name, or list {name!r} in "
+                "`ignore_columns`."
+            )
+        raise ValueError(
+            f"Column {name!r} is not an input ({self.inputs}), the ground "
+            f"truth ({self.ground_truth!r}) or a teacher column "
+            f"({teachers}) of the vocabulary {list(self.vocabulary.teachers)}"
+            f"; unknown columns: {unknown}. Name it in `inputs` or "
+            "`teachers`, or list it in `ignore_columns` to leave it out."
+        )
 
     def wide_columns(self):
         """(source id, column) for every source column of a wide table."""
@@ -257,6 +300,7 @@ def _read_files(paths, file_format):
     frames = []
     for path in paths:
         if file_format == "csv":
+            _check_csv_header(path)
             frames.append(pd.read_csv(path))
         elif file_format == "jsonl":
             frames.append(pd.read_json(path, lines=True))
@@ -272,10 +316,31 @@ def _read_files(paths, file_format):
     return pd.concat(frames, ignore_index=True)
 
 
+def _check_csv_header(path):
+    """Raises if a CSV header names a column twice (pandas renames it)."""
+    with tf.io.gfile.GFile(path, "r") as file:
+        header = next(csv.reader([file.readline()]), [])
+    _check_unique(header, f"The CSV header of {path!r}")
+
+
+def _check_unique(names, what):
+    seen = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            raise ValueError(
+                f"{what} names column {name!r} twice (columns {seen[name]} "
+                f"and {index}); pandas would keep the second as "
+                f"'{name}.1' and its values would be lost. Give each column "
+                "its own name."
+            )
+        seen[name] = index
+
+
 def _columns(source):
     if isinstance(source, dict):
         return dict(source)
     if hasattr(source, "columns") and hasattr(source, "to_numpy"):
+        _check_unique(list(source.columns), "The DataFrame")
         return {column: source[column].to_numpy() for column in source.columns}
     raise ValueError(
         "A table source must be a dict of arrays, a pandas DataFrame, a "
@@ -310,6 +375,7 @@ def _wide_rows(columns, spec, first_row=0):
                 f"{sorted(map(str, columns))}."
             )
         present_sources.append((source_id, column))
+    spec.check_known_columns(columns)
     values = {
         source_id: _label_matrix(columns[column], column)
         for source_id, column in present_sources
@@ -339,6 +405,7 @@ def _file_blocks(paths, file_format):
                 yield path, _columns(batch.to_pandas())
             continue
         if file_format == "csv":
+            _check_csv_header(path)
             chunks = pd.read_csv(path, chunksize=_FILE_BLOCK_ROWS)
         elif file_format == "jsonl":
             chunks = pd.read_json(path, lines=True, chunksize=_FILE_BLOCK_ROWS)
@@ -421,6 +488,13 @@ def _long_rows(columns, spec):
         _column(columns, name, "long-layout")
     frame = pd.DataFrame({name: columns[name] for name in needed})
     frame["_order"] = np.arange(len(frame))
+    no_item = frame[spec.item_column].isna().to_numpy()
+    if no_item.any():
+        index = int(np.flatnonzero(no_item)[0])
+        raise ValueError(
+            f"Row {index}: the item id in column {spec.item_column!r} is "
+            "missing; every row of a long table names its item."
+        )
     known = frame[spec.source_column].isin(spec.source_names)
     if not known.all():
         index = int(np.flatnonzero(~known.to_numpy())[0])
@@ -454,7 +528,7 @@ def _long_rows(columns, spec):
     rows = frame[spec.item_column].map(position).to_numpy()
     sources = frame[spec.source_column].map(spec.vocabulary.id_of).to_numpy()
     if spec.label_column:
-        labels = frame[spec.label_column].to_numpy().astype(int)
+        labels = _label_indices(frame[spec.label_column], spec.label_column)
         num_labels = spec.num_labels or int(labels.max()) + 1
         if labels.min() < 0 or labels.max() >= num_labels:
             index = int(
@@ -472,17 +546,78 @@ def _long_rows(columns, spec):
                 f"num_labels={num_labels} needs a `label_column` in a long "
                 "table, naming the label of each score."
             )
-    scores = pd.to_numeric(frame[spec.score_column], errors="coerce")
+    scores = _numeric_scores(frame[spec.score_column], spec.score_column)
     targets = np.full(
         (len(items), len(spec.source_names), num_labels), np.nan, "float32"
     )
     targets[rows, sources, labels] = scores.to_numpy(dtype="float64")
-    inputs = {
-        name: _stack_input(np.asarray(columns[name])[item_index], name)
-        for name in spec.inputs
-    }
+    inputs = {}
+    for name in spec.inputs:
+        values = np.asarray(columns[name])
+        _check_one_input_per_item(values, item_index, rows, items, name)
+        inputs[name] = _stack_input(values[item_index], name)
     _check_targets(targets, spec, items, "item")
     return MemoryRows(inputs, targets, items)
+
+
+def _numeric_scores(values, column):
+    """A long table's scores as floats; a non-number is an error."""
+    import pandas as pd
+
+    scores = pd.to_numeric(values, errors="coerce")
+    bad = (scores.isna() & values.notna()).to_numpy()
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        value = values.iloc[index]
+        if not (isinstance(value, str) and value.strip() == ""):
+            raise ValueError(
+                f"Row {index}: score {_display(value)} in column {column!r} "
+                "is not a number (leave the cell empty or NaN where it is "
+                "missing)."
+            )
+    return scores
+
+
+def _label_indices(values, column):
+    """A long table's label indices as ints; each a whole number."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy("float64")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(numbers) | (numbers != np.round(numbers))
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"Row {index}: label index {_display(values.iloc[index])} in "
+            f"column {column!r} is not a whole number; a label index says "
+            "which label (0, 1, ...) the score is for."
+        )
+    return numbers.astype(int)
+
+
+def _check_one_input_per_item(values, first_rows, rows, items, name):
+    """Raises if the rows of one item disagree on an input."""
+    firsts = values[first_rows][rows]  # Each row's item's first value.
+    try:
+        with np.errstate(invalid="ignore"):
+            same = np.asarray(values == firsts, bool)
+        if same.shape != (len(values),):
+            raise ValueError
+    except (ValueError, TypeError):  # Array cells: compare one by one.
+        same = np.array(
+            [np.array_equal(a, b) for a, b in zip(values, firsts, strict=True)]
+        )
+    if values.dtype.kind in "fc":
+        same |= np.isnan(values) & np.isnan(firsts)
+    if not same.all():
+        index = int(np.flatnonzero(~same)[0])
+        first = int(first_rows[rows[index]])
+        raise ValueError(
+            f"Item {_display(items[rows[index]])}: input {name!r} is "
+            f"{values[first]!r} in row {first} and {values[index]!r} in row "
+            f"{index}. A long table repeats an item's inputs on each of its "
+            "rows, so they must agree."
+        )
 
 
 def _stack_input(values, name):
@@ -698,6 +833,7 @@ def _block_converter(element, spec):
             sources.append((source_id, column))
         elif source_id != 0 or spec.ground_truth_required:
             _column(element, column, f"{spec.source_names[source_id]!r}")
+    spec.check_known_columns(element)
     num_labels = _check_num_labels(
         {
             column: element[column].shape[-1]

@@ -140,7 +140,7 @@ class ExpandTest(TestCase):
     def test_table_without_ground_truth(self):
         table = wide_table(num_rows=10)
         del table["label"]
-        dataset = expand(table, VOCABULARY, ["row"])
+        dataset = expand(table, VOCABULARY, ["row"], ignore_columns=["text"])
         ids = {int(x["teacher_id"]) for x, _, _ in dataset.as_numpy_iterator()}
         self.assertEqual(ids, {1, 2, 3})
 
@@ -269,7 +269,13 @@ class ExpandBadInputTest(TestCase):
         with pytest.raises(
             ValueError, match=r"Row 2: input 'features'.*\(5, 2\)"
         ):
-            expand(table, VOCABULARY, "features", "label")
+            expand(
+                table,
+                VOCABULARY,
+                "features",
+                "label",
+                ignore_columns=["row", "text"],
+            )
 
     def test_empty_result(self):
         table = wide_table(num_rows=5)

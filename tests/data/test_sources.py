@@ -283,3 +283,142 @@ class SeveralFilesTest(TableTestCase):
             expand(self.path("nothing-*.csv"), VOCABULARY, INPUTS, "label")
         with pytest.raises(ValueError, match="No file"):
             expand([self.path("nothing.csv")], VOCABULARY, INPUTS, "label")
+
+
+class TableCheckTest(TableTestCase):
+    """No column, row or value is lost without a word."""
+
+    def setUp(self):
+        super().setUp()
+        self.table = wide_table(num_rows=15, seed=5)
+        self.expected = expected_examples(self.table)
+
+    def test_an_unknown_column_is_an_error_unless_ignored(self):
+        table = dict(self.table, note=np.array(["x"] * 15))
+        frame = to_frame(table)
+        frame.to_csv(self.path("table.csv"), index=False)
+        stream = tf.data.Dataset.from_tensor_slices(table)
+        for source in (table, frame, self.path("table.csv"), stream):
+            with pytest.raises(
+                ValueError,
+                match=r"Column 'note' is not an input.*\['note'\].*"
+                r"`ignore_columns`",
+            ):
+                expand(source, VOCABULARY, INPUTS, "label")
+            self.assert_expands_to_expected(source, ignore_columns=["note"])
+
+    def test_a_teacher_left_out_of_teachers_is_an_error(self):
+        with pytest.raises(
+            ValueError, match=r"Column 'textblob' is not an input"
+        ):
+            expand(self.table, VOCABULARY, INPUTS, "label", teachers=["vader"])
+
+    def test_a_label_column_without_ground_truth_is_an_error(self):
+        with pytest.raises(
+            ValueError,
+            match=r"Column 'label' looks like the ground truth.*"
+            r"ground_truth='label'",
+        ):
+            expand(self.table, VOCABULARY, INPUTS)
+        stream = tf.data.Dataset.from_tensor_slices(self.table)
+        with pytest.raises(ValueError, match="'label' looks like the ground"):
+            expand(stream, VOCABULARY, INPUTS)
+        # Training on the teachers alone, on purpose.
+        dataset = expand(self.table, VOCABULARY, INPUTS, ignore_columns="label")
+        teacher_only = [e for e in self.expected if e[1] > 0]
+        self.assertEqual(collect(dataset), teacher_only)
+
+    def test_a_duplicated_header_is_an_error(self):
+        frame = to_frame(self.table)
+        frame.to_csv(self.path("table.csv"), index=False)
+        with open(self.path("table.csv")) as file:
+            header, rest = file.read().split("\n", 1)
+        with open(self.path("twice.csv"), "w") as file:
+            file.write(header.replace("afinn", "vader") + "\n" + rest)
+        with pytest.raises(
+            ValueError,
+            match=r"CSV header of '.*twice.csv' names column 'vader' twice "
+            r"\(columns \d+ and \d+\).*'vader.1'",
+        ):
+            expand(self.path("twice.csv"), VOCABULARY, INPUTS, "label")
+        renamed = frame.rename(columns={"afinn": "vader"})
+        with pytest.raises(ValueError, match="DataFrame names column 'vader'"):
+            expand(renamed, VOCABULARY, INPUTS, "label")
+        mangled = frame.assign(**{"vader.1": frame["afinn"]})
+        with pytest.raises(
+            ValueError, match=r"'vader.1' looks like a second 'vader' column"
+        ):
+            expand(mangled, VOCABULARY, INPUTS, "label")
+
+    def test_an_unknown_tfrecord_feature_is_an_error(self):
+        table = dict(self.table)
+        table["vader_old"] = table.pop("vader")
+        write_tfrecord(dict(table, vader=table["vader_old"]), self.path("a"))
+        # write_tfrecord writes the vocabulary's columns; add one more.
+        with tf.io.TFRecordWriter(self.path("b.tfrecord")) as writer:
+            for record in tf.data.TFRecordDataset(self.path("a")):
+                example = tf.train.Example.FromString(record.numpy())
+                example.features.feature["extra"].float_list.value.append(1)
+                writer.write(example.SerializeToString())
+        with pytest.raises(ValueError, match="Column 'extra' is not an input"):
+            expand(self.path("b.tfrecord"), VOCABULARY, INPUTS, "label")
+
+
+class LongTableCheckTest(TestCase):
+    def long(self):
+        return to_long(wide_table(num_rows=6, seed=1)).drop(columns="label")
+
+    def test_a_non_numeric_score_is_an_error(self):
+        long = self.long().astype({"score": object})
+        long.loc[4, "score"] = "positive"
+        with pytest.raises(
+            ValueError,
+            match=r"Row 4: score 'positive' in column 'score' is not a number",
+        ):
+            expand(long, VOCABULARY, INPUTS, layout="long")
+        long.loc[4, "score"] = "0.25"  # A number written as text is one.
+        long.loc[5, "score"] = None  # Missing.
+        dataset = expand(long, VOCABULARY, INPUTS, layout="long")
+        targets = [float(y[0]) for _, y, _ in dataset.as_numpy_iterator()]
+        self.assertIn(0.25, targets)
+        self.assertEqual(len(targets), len(long) - 1)
+
+    def test_a_fractional_or_missing_label_index_is_an_error(self):
+        long = to_long(wide_table(num_rows=6, num_labels=2, seed=1))
+        long["label"] = long["label"].astype(float)
+        for bad in (0.7, np.nan):
+            frame = long.copy()
+            frame.loc[3, "label"] = bad
+            with pytest.raises(
+                ValueError,
+                match=rf"Row 3: label index {bad} in column 'label' is not a "
+                "whole number",
+            ):
+                expand(
+                    frame,
+                    VOCABULARY,
+                    INPUTS,
+                    layout="long",
+                    label_column="label",
+                )
+
+    def test_a_missing_item_id_is_an_error(self):
+        long = self.long()
+        long.loc[2, "item"] = np.nan
+        with pytest.raises(
+            ValueError, match=r"Row 2: the item id in column 'item' is missing"
+        ):
+            expand(long, VOCABULARY, INPUTS, layout="long")
+
+    def test_one_item_with_two_inputs_is_an_error(self):
+        long = self.long()
+        item = long.loc[1, "item"]
+        rows = np.flatnonzero(long["item"] == item)
+        self.assertGreater(len(rows), 1)
+        long.loc[rows[-1], "text"] = "another text"
+        with pytest.raises(
+            ValueError,
+            match=rf"Item '{item}': input 'text' is '.*' in row {rows[0]} and "
+            rf"'another text' in row {rows[-1]}",
+        ):
+            expand(long, VOCABULARY, INPUTS, layout="long")
