@@ -37,6 +37,12 @@ class TeacherVocabulary:
                 "`teachers` must be a list of teacher names, not a single "
                 f"string. Received: teachers={teachers!r}"
             )
+        if teachers is None or not hasattr(teachers, "__iter__"):
+            raise ValueError(
+                "`teachers` must be a list of teacher names, e.g. "
+                "`TeacherVocabulary(['vader', 'textblob'])`. Received: "
+                f"teachers={teachers!r}"
+            )
         _check_name(ground_truth_name, "ground_truth_name")
         teachers = tuple(teachers)
         seen = {}

@@ -52,6 +52,14 @@ class TeacherVocabularyTest(TestCase):
         with pytest.raises(ValueError, match="list of teacher names"):
             TeacherVocabulary("vader")
 
+    def test_none_or_a_number_is_rejected(self):
+        for teachers in (None, 3):
+            with pytest.raises(
+                ValueError,
+                match=rf"list of teacher names.*teachers={teachers}",
+            ):
+                TeacherVocabulary(teachers)
+
     def test_unknown_name(self):
         vocabulary = TeacherVocabulary(["a", "b"])
         with pytest.raises(ValueError, match="Unknown teacher 'gemini'"):
