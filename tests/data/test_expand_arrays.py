@@ -56,3 +56,17 @@ class ExpandArraysTest(TestCase):
             expand_arrays(
                 {"features": np.zeros((3, 2, 3))}, self.labels, self.scores
             )
+
+    def test_values_are_checked_as_expand_checks_them(self):
+        inputs = {"features": np.zeros((4, 3, 2), "float32")}
+        labels = np.array([1.0, np.nan, 0.0, 1.0])
+        scores = np.full((4, 2), 0.5)
+        bad_labels = labels.copy()
+        bad_labels[2] = 2.0
+        with pytest.raises(ValueError, match=r"Row 2: ground truth.* is 2.0"):
+            expand_arrays(inputs, bad_labels, scores)
+        scores[3, 1] = 5.0
+        with pytest.raises(
+            ValueError, match=r"Row 3: teacher 'teacher_2'.*scored 5.0"
+        ):
+            expand_arrays(inputs, labels, scores)
