@@ -61,6 +61,8 @@ def add_common_flags(parser, **defaults):
         "split_seed": 0,
         "first_seed": 0,
         "schedule": "constant",
+        "pretrain_steps": 0,
+        "mask_rate": 0.15,
     }
     settings.update(defaults)
     parser.add_argument("--output", default="outputs/" + defaults.pop("name"))
@@ -101,6 +103,7 @@ def parse(parser, argv=None):
         args.seeds, args.steps, args.eval_every = 1, 20, 10
         args.num_layers, args.hidden_dim, args.intermediate_dim = 1, 16, 32
         args.num_heads = 2
+        args.pretrain_steps = min(args.pretrain_steps, 10)
     return args
 
 

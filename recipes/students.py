@@ -1,5 +1,6 @@
 """Training one student: Teacher2Task, or the same model on other labels."""
 
+import math
 import warnings
 
 import keras
@@ -60,6 +61,58 @@ class _BestOnValidation(keras.callbacks.Callback):
             self.best, self.best_step = value, step
             self.weights = self.model.get_weights()
             self.combination = self.model.combination
+
+
+# Pretrained encoder weights per (seed, settings): every student of a seed
+# starts from the same warm start, computed once.
+_WARM_STARTS = {}
+# The task vectors: never pretrained, so they keep their initialisation.
+_TASK_LAYERS = ("task_tokens", "teacher_embedding")
+
+
+def warm_start(backbone, task, train, args, seed):
+    """Sets `backbone`'s encoder to a masked-input warm start on the
+    training rows' inputs (`keras_t2t.models.Teacher2TaskPretrainer`).
+
+    No labels, no teacher scores and no validation or test rows are used.
+    A seed's warm start is computed once and shared by its students (the
+    encoder layers are the same in both task layouts).
+    """
+    key = (seed, args.pretrain_steps, args.mask_rate)
+    if key not in _WARM_STARTS:
+        keras.utils.set_random_seed(seed)
+        length = next(iter(task.inputs.values())).shape[1]
+        pretrainer = keras_t2t.models.Teacher2TaskPretrainer(
+            backbone,
+            mask_rate=args.mask_rate,
+            max_predictions=math.ceil(2 * args.mask_rate * length),
+            seed=seed,
+        )
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            args.learning_rate, decay_steps=args.pretrain_steps
+        )
+        pretrainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        rows = {name: value[train] for name, value in task.inputs.items()}
+        dataset = (
+            tf.data.Dataset.from_tensor_slices(rows)
+            .shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(args.batch_size, drop_remainder=True)
+        )
+        history = pretrainer.fit(
+            dataset, steps_per_epoch=args.pretrain_steps, epochs=1, verbose=0
+        )
+        print(
+            f"    warm start: {args.pretrain_steps} masked-input steps, "
+            f"loss {history.history['loss'][-1]:.3f}"
+        )
+        _WARM_STARTS[key] = {
+            layer.name: layer.get_weights()
+            for layer in backbone.layers
+            if layer.weights and layer.name not in _TASK_LAYERS
+        }
+    for name, weights in _WARM_STARTS[key].items():
+        backbone.get_layer(name).set_weights(weights)
 
 
 def train_student(method, task, split, args, seed, aggregated=None):
@@ -132,6 +185,8 @@ def train_student(method, task, split, args, seed, aggregated=None):
         task_layout="packed" if packed else "per_example",
         **backbone_args,
     )
+    if args.pretrain_steps:
+        warm_start(backbone, task, train, args, seed)
     classifier = keras_t2t.models.Teacher2TaskClassifier(
         backbone,
         num_labels=task.labels.shape[1],

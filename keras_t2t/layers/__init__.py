@@ -1,4 +1,5 @@
+from keras_t2t.layers.input_masking import InputMasking
 from keras_t2t.layers.task_tokens import TaskTokens
 from keras_t2t.layers.teacher_embedding import TeacherEmbedding
 
-__all__ = ["TaskTokens", "TeacherEmbedding"]
+__all__ = ["InputMasking", "TaskTokens", "TeacherEmbedding"]
