@@ -60,13 +60,13 @@ class SplitRowsTest(TestCase):
 
 class RecipeSplitTest(TestCase):
     def test_video_test_images_appear_in_no_other_clip(self):
-        args = split_args(clips=2000)
+        args = split_args(clips=2000, shift=1)
         captured = {}
         original = video_clips.teacher_scores
 
-        def spy(images, digits, picks, labels, allowed, seed=0):
+        def spy(images, digits, picks, labels, allowed, **kwargs):
             captured["allowed"] = allowed
-            return original(images, digits, picks, labels, allowed, seed)
+            return original(images, digits, picks, labels, allowed, **kwargs)
 
         video_clips.teacher_scores = spy
         try:
@@ -152,3 +152,62 @@ class RecipeSplitTest(TestCase):
         self.assertFalse(seen["tokenizer"] & test_texts)
         self.assertFalse(seen["tfidf"] & test_texts)
         self.assertFalse(seen["calibration"] & set(test))
+
+
+class WarmStartRowsTest(TestCase):
+    def test_warm_start_reads_training_inputs_only(self):
+        import keras_t2t
+        from recipes import students
+
+        # Row r's tokens spell r, so the rows a batch came from are known.
+        rows = 60
+        token_ids = np.stack(
+            [3 + np.arange(rows) // 10, 3 + np.arange(rows) % 10], axis=1
+        ).astype("int32")
+        task = common.Task(
+            name="rows",
+            inputs={
+                "token_ids": token_ids,
+                "padding_mask": np.ones_like(token_ids),
+            },
+            labels=np.zeros((rows, 1)),
+            teacher_scores=np.zeros((rows, 1, 1)),
+            teacher_names=["a"],
+            backbone_args={"vocabulary_size": 13},
+            classical=None,
+            classical_name="none",
+        )
+        args = argparse.Namespace(
+            **vars(split_args()),
+            pretrain_steps=3,
+            mask_rate=0.15,
+            learning_rate=1e-3,
+            batch_size=8,
+        )
+        train, val, test, _ = common.split_rows(rows, args, 0)
+        seen = []
+        original = keras_t2t.models.Teacher2TaskPretrainer.fit
+
+        def spy(self, dataset, **kwargs):
+            for batch in dataset.take(len(train) // 8 * 2):
+                ids = batch["token_ids"].numpy()
+                seen.extend((ids[:, 0] - 3) * 10 + ids[:, 1] - 3)
+            return original(self, dataset, **kwargs)
+
+        keras_t2t.models.Teacher2TaskPretrainer.fit = spy
+        try:
+            backbone = keras_t2t.models.Teacher2TaskBackbone(
+                num_teachers=1,
+                vocabulary_size=13,
+                num_layers=1,
+                num_heads=1,
+                hidden_dim=4,
+                intermediate_dim=8,
+            )
+            students.warm_start(backbone, task, train, args, seed=0)
+        finally:
+            keras_t2t.models.Teacher2TaskPretrainer.fit = original
+        # Every training row, and nothing else (validation rows are
+        # labelled, test rows are never used).
+        self.assertEqual(set(seen), set(train))
+        self.assertFalse(set(seen) & (set(val) | set(test)))
