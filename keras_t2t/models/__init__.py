@@ -1,3 +1,4 @@
+from keras_t2t.models.model_file import load_model
 from keras_t2t.models.task_combination import TaskCombination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 from keras_t2t.models.teacher2task_classifier import Teacher2TaskClassifier
@@ -10,4 +11,5 @@ __all__ = [
     "Teacher2TaskClassifier",
     "Teacher2TaskPreprocessor",
     "Teacher2TaskPretrainer",
+    "load_model",
 ]
