@@ -52,9 +52,34 @@ class VideoClipsRecipeTest(TestCase):
             for image in clip:
                 self.assertEqual(owners.setdefault(image, group), group)
 
+    def test_shifted_frames_are_their_images_moved(self):
+        images, _, picks, _, _ = video_clips.make_clips(40)
+        self.assertAllEqual(
+            video_clips.shift_frames(images, picks, 0), images[picks]
+        )
+        shifted = video_clips.shift_frames(images, picks, 1)
+        moved = 0
+        padded = np.pad(images, [(0, 0), (1, 1), (1, 1)])
+        for clip, frames in zip(picks, shifted, strict=True):
+            for image, frame in zip(clip, frames, strict=True):
+                # Some offset of at most one pixel gives the frame exactly.
+                matches = [
+                    (dy, dx)
+                    for dy in (-1, 0, 1)
+                    for dx in (-1, 0, 1)
+                    if np.array_equal(
+                        padded[image, 1 - dy : 9 - dy, 1 - dx : 9 - dx], frame
+                    )
+                ]
+                self.assertTrue(matches)
+                moved += (0, 0) not in matches
+        self.assertGreater(moved, 0.7 * picks.size)  # 8 of 9 offsets move.
+
     def test_tiny_end_to_end(self):
         output = self.get_temp_dir()
-        video_clips.main(["--quick", "--clips", "300", "--output", output])
+        video_clips.main(
+            ["--quick", "--clips", "300", "--shift", "1", "--output", output]
+        )
         with open(os.path.join(output, "results.json")) as f:
             results = json.load(f)
         self.assertIn("teacher2task_packed", results)
