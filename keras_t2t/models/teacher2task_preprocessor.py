@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import tensorflow as tf
 from keras_hub.models import T5Preprocessor
 from keras_hub.models import T5Tokenizer
@@ -99,6 +100,7 @@ class Teacher2TaskPreprocessor(T5Preprocessor):
                 )
             others = {k: v for k, v in x.items() if k != self.text_column}
             x = x[self.text_column]
+        self._check_text(x)
         token_ids, padding_mask = self.packer(
             self.tokenizer(x),
             sequence_length=sequence_length or self.sequence_length,
@@ -112,8 +114,31 @@ class Teacher2TaskPreprocessor(T5Preprocessor):
         }
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
+    def _check_text(self, texts):
+        """Raises unless `texts` holds strings, naming the text column."""
+        if isinstance(texts, tf.RaggedTensor):
+            dtype = texts.dtype
+        else:
+            dtype = getattr(texts, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(texts).dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "USO":
+            return
+        if keras.backend.standardize_dtype(dtype) == "string":
+            return
+        column = self.text_column
+        raise ValueError(
+            f"{type(self).__name__} reads text from input {column!r}, which "
+            f"holds {keras.backend.standardize_dtype(dtype)} values, not "
+            "strings. A column whose texts are all numbers (such as '123') "
+            "is read by pandas as numbers: read it as text, e.g. "
+            f"`pd.read_csv(path, dtype={{{column!r}: str}})` or "
+            f"`frame[{column!r}].astype(str)`, and pass the DataFrame."
+        )
+
     def num_tokens(self, texts):
         """The token count of each text, before truncation."""
+        self._check_text(texts)
         texts = tf.reshape(tf.convert_to_tensor(texts), [-1])
         if tf.executing_eagerly():
             # KerasHub tokenizers turn eager results into Python lists or

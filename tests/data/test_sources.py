@@ -422,3 +422,134 @@ class LongTableCheckTest(TestCase):
             rf"'another text' in row {rows[-1]}",
         ):
             expand(long, VOCABULARY, INPUTS, layout="long")
+
+
+def write_records(path, table, drop=(), as_int=()):
+    """`table` as TFRecord; `drop` holds (row, key) pairs left out."""
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(len(table["row"])):
+            feature = {}
+            for name, values in table.items():
+                if (i, name) in drop:
+                    continue
+                value = np.atleast_1d(values[i])
+                if value.dtype.kind in "US":
+                    kind = tf.train.BytesList(value=[v.encode() for v in value])
+                    feature[name] = tf.train.Feature(bytes_list=kind)
+                elif name in as_int and np.isnan(value).any():
+                    continue  # No integer for a missing value: no key.
+                elif value.dtype.kind in "iu" or name in as_int:
+                    kind = tf.train.Int64List(value=value.astype("int64"))
+                    feature[name] = tf.train.Feature(int64_list=kind)
+                else:
+                    kind = tf.train.FloatList(value=value)
+                    feature[name] = tf.train.Feature(float_list=kind)
+            example = tf.train.Example(
+                features=tf.train.Features(feature=feature)
+            )
+            writer.write(example.SerializeToString())
+
+
+class StreamCheckTest(TableTestCase):
+    """Streamed tables (TFRecord, tf.data) name the record or column."""
+
+    def setUp(self):
+        super().setUp()
+        self.table = wide_table(num_rows=15, seed=5)
+        self.expected = expected_examples(self.table)
+
+    def test_a_key_missing_from_the_first_records_is_found_later(self):
+        # The first records of a teacher that did not score them are
+        # written without its key: those scores are missing, not an error.
+        unscored = [(row, "afinn") for row in range(8)]
+        table = dict(self.table, afinn=self.table["afinn"].copy())
+        table["afinn"][:8] = np.nan
+        write_records(self.path("late.tfrecord"), table, drop=unscored)
+        dataset = expand(
+            self.path("late.tfrecord"), VOCABULARY, INPUTS, "label"
+        )
+        self.assertEqual(collect(dataset), expected_examples(table))
+
+    def test_a_source_key_missing_from_later_records_is_missing(self):
+        table = dict(self.table, vader=self.table["vader"].copy())
+        table["vader"][10] = np.nan
+        write_records(self.path("gaps.tfrecord"), table, drop={(10, "vader")})
+        dataset = expand(
+            self.path("gaps.tfrecord"), VOCABULARY, INPUTS, "label"
+        )
+        self.assertEqual(collect(dataset), expected_examples(table))
+        # An integer ground truth: a record without it is unlabelled.
+        unlabelled = np.isnan(self.table["label"])
+        self.assertTrue(unlabelled[5:].any() and not unlabelled.all())
+        write_records(self.path("int.tfrecord"), self.table, as_int=["label"])
+        dataset = expand(self.path("int.tfrecord"), VOCABULARY, INPUTS, "label")
+        self.assertEqual(collect(dataset), self.expected)
+
+    def test_an_input_key_missing_from_a_later_record_names_it(self):
+        for key in ("text", "row"):
+            path = self.path(f"no_{key}.tfrecord")
+            write_records(path, self.table, drop={(11, key)})
+            dataset = expand(path, VOCABULARY, INPUTS, "label", batch_size=4)
+            with pytest.raises(
+                tf.errors.InvalidArgumentError,
+                match=rf"Record\] \[11\].*input key {key} is missing",
+            ):
+                list(dataset)
+
+    def test_a_key_in_none_of_the_first_records_is_an_error(self):
+        drop = {(row, "textblob") for row in range(15)}
+        write_records(self.path("none.tfrecord"), self.table, drop=drop)
+        with pytest.raises(
+            ValueError,
+            match=r"None of the first 15 records of the TFRecord table "
+            r"'.*none.tfrecord' has a key 'textblob' \(teacher 'textblob'\)",
+        ):
+            expand(self.path("none.tfrecord"), VOCABULARY, INPUTS, "label")
+
+    def test_a_key_of_two_lengths_is_an_error(self):
+        with tf.io.TFRecordWriter(self.path("two.tfrecord")) as writer:
+            for i in range(15):
+                scores = [0.5, 0.5] if i == 6 else [0.5]
+                feature = {
+                    "row": tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[i])
+                    ),
+                    "vader": tf.train.Feature(
+                        float_list=tf.train.FloatList(value=scores)
+                    ),
+                }
+                example = tf.train.Example(
+                    features=tf.train.Features(feature=feature)
+                )
+                writer.write(example.SerializeToString())
+        with pytest.raises(
+            ValueError,
+            match=r"Record 6 of the TFRecord table .*: key 'vader' holds 2 "
+            r"float32 value\(s\); record 0 holds 1 float32 value\(s\)",
+        ):
+            expand(
+                self.path("two.tfrecord"), VOCABULARY, "row", teachers=["vader"]
+            )
+
+    def test_a_text_score_column_is_an_error_naming_it(self):
+        table = dict(self.table, vader=self.table["vader"].astype(str))
+        stream = tf.data.Dataset.from_tensor_slices(table)
+        with pytest.raises(
+            ValueError,
+            match=r"Column 'vader' \(teacher 'vader'\) of the tf.data source "
+            r"holds string values; scores and labels must be numbers",
+        ):
+            expand(stream, VOCABULARY, INPUTS, "label")
+        write_records(self.path("text.tfrecord"), table)
+        with pytest.raises(
+            ValueError,
+            match=r"Column 'vader' \(teacher 'vader'\) of the TFRecord file "
+            r"'.*text.tfrecord' holds string values",
+        ):
+            expand(self.path("text.tfrecord"), VOCABULARY, INPUTS, "label")
+        truth = dict(self.table, label=self.table["label"].astype(str))
+        stream = tf.data.Dataset.from_tensor_slices(truth)
+        with pytest.raises(
+            ValueError, match=r"Column 'label' \(the ground truth\)"
+        ):
+            expand(stream, VOCABULARY, INPUTS, "label")

@@ -87,6 +87,48 @@ class TextPreprocessorTest(TestCase):
         with pytest.raises(ValueError, match="empty"):
             train_sentencepiece([])
 
+    def test_texts_read_as_numbers_are_refused_by_column(self):
+        # A CSV whose texts are all numbers: pandas reads them as int64.
+        import pandas as pd
+
+        path = os.path.join(self.get_temp_dir(), "numbers.csv")
+        pd.DataFrame(
+            {"review": ["123", "45", "7"], "label": [1.0, 0.0, np.nan]}
+        ).to_csv(path, index=False)
+        preprocessor = TextPreprocessor(
+            tokenizer(), sequence_length=6, text_column="review"
+        )
+        refused = (
+            r"reads text from input 'review', which holds int64 values, not "
+            r"strings.*dtype=\{'review': str\}"
+        )
+        with pytest.raises(ValueError, match=refused):
+            expand(
+                path,
+                VOCABULARY,
+                "review",
+                "label",
+                teachers=[],
+                batch_size=2,
+                preprocessor=preprocessor,
+            )
+        with pytest.raises(ValueError, match=refused):
+            summarize(
+                pd.read_csv(path),
+                VOCABULARY,
+                "review",
+                "label",
+                teachers=[],
+                preprocessor=preprocessor,
+            )
+        floats = {"review": np.array([1.5, np.nan])}
+        with pytest.raises(ValueError, match="which holds float(32|64) values"):
+            preprocessor(floats)
+        # Read as text, the same column tokenizes.
+        frame = pd.read_csv(path, dtype={"review": str})
+        out = preprocessor({"review": frame["review"].to_numpy()})
+        self.assertEqual(np.asarray(out["token_ids"]).shape, (3, 6))
+
     def test_truncation_is_counted_in_the_summary(self):
         texts = np.array(corpus(50, seed=1))
         table = {"text": texts, "label": np.ones(50)}
