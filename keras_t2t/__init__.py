@@ -3,6 +3,7 @@
 from keras_t2t import callbacks
 from keras_t2t import data
 from keras_t2t import datasets
+from keras_t2t import diagnostics
 from keras_t2t import export
 from keras_t2t import layers
 from keras_t2t import losses
@@ -17,6 +18,7 @@ __all__ = [
     "callbacks",
     "data",
     "datasets",
+    "diagnostics",
     "export",
     "layers",
     "losses",

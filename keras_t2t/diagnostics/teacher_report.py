@@ -1,0 +1,639 @@
+import os
+
+import numpy as np
+from keras import ops
+
+from keras_t2t.data.sources import TableSpec
+from keras_t2t.data.sources import read_rows
+from keras_t2t.diagnostics import plots
+from keras_t2t.diagnostics.statistics import TableStatistics
+from keras_t2t.diagnostics.statistics import average_precision
+from keras_t2t.diagnostics.statistics import calibration_bins
+from keras_t2t.diagnostics.statistics import expected_calibration_error
+
+_BLOCK_ROWS = 4096
+
+_LABELS = {
+    "teacher": "teacher",
+    "label": "label",
+    "scored": "scored",
+    "coverage": "coverage",
+    "overlap": "overlap",
+    "conflict": "conflict",
+    "mean_score": "mean score",
+    "labelled_scored": "labelled",
+    "pr_auc": "PR-AUC",
+    "ece": "ECE",
+    "fidelity_mae": "fidelity MAE",
+    "fidelity_corr": "fidelity r",
+    "combination_weight": "weight",
+}
+
+
+def teacher_report(
+    source,
+    vocabulary,
+    inputs,
+    ground_truth=None,
+    teachers=None,
+    *,
+    classifier=None,
+    threshold=0.5,
+    num_bins=10,
+    min_labelled=10,
+    block_size=_BLOCK_ROWS,
+    batch_size=None,
+    file_format=None,
+    **table_options,
+):
+    """Measures each teacher of a table, and a student trained on them.
+
+    For every teacher (and label), as Snorkel's `LFAnalysis` does for
+    labelling functions: coverage (the share of rows it scored), overlap
+    (the share of rows it scored where another teacher scored too) and
+    conflict (the share of rows where another teacher's vote differs from
+    its own; a vote is a confidence at or above `threshold`), and its mean
+    score. Against the ground truth, on the labelled rows the teacher
+    scored: PR-AUC (average precision, as scikit-learn's
+    `average_precision_score`) and expected calibration error over
+    `num_bins` equal-width bins, with the number of rows they are measured
+    on; n/a (NaN) with fewer than `min_labelled` such rows or no positive.
+
+    With a trained `Teacher2TaskClassifier`, also: its fidelity to each
+    teacher on the table's rows (how closely its task-k output reproduces
+    teacher k's scores: mean absolute error and Pearson correlation), its
+    own reading of the ground truth (PR-AUC and ECE on the labelled rows),
+    the weights of its learned `combination` when it keeps one, and the
+    cosine similarity of its task embeddings. Pass rows it did not train
+    on for an honest measure.
+
+    The table is read as `keras_t2t.data.expand` reads it, with the same
+    arguments, and streamed in blocks of `block_size` rows: counts and
+    sums accumulate per block, and only the (score, label) pairs of
+    labelled entries are kept (PR-AUC needs them exactly).
+
+    Args:
+        source: the table: a dict of arrays, a DataFrame, a
+            `tf.data.Dataset` of dicts, or CSV, JSON Lines, Parquet or
+            TFRecord file(s), as for `expand`.
+        vocabulary: `keras_t2t.TeacherVocabulary`.
+        inputs: str or list of str. The input columns (the classifier's
+            inputs, when one is given).
+        ground_truth: str. The ground-truth column; as for `expand`.
+        teachers: list or dict of teacher columns; as for `expand`.
+        classifier: a trained `keras_t2t.models.Teacher2TaskClassifier`
+            taking the input columns, or `None`. Defaults to `None`.
+        threshold: float in `(0, 1)`. Confidences at or above it vote
+            positive, for overlap and conflict. Defaults to `0.5`.
+        num_bins: int. Calibration bins. Defaults to `10`.
+        min_labelled: int. The fewest labelled rows PR-AUC and ECE are
+            measured on; below it they are n/a. Defaults to `10`.
+        block_size: int. Rows per block. Defaults to 4096.
+        batch_size: int or `None`. The classifier's `predict` batch size.
+        file_format: as for `expand`.
+        **table_options: `layout`, `num_labels`, `rescale`,
+            `ignore_columns` and the long-table columns, as for `expand`.
+
+    Returns:
+        A `TeacherReport`: `to_frame()`, `to_markdown()`, `plot(directory)`.
+
+    Example:
+    ```python
+    report = keras_t2t.diagnostics.teacher_report(
+        "reviews.csv", vocabulary, inputs="text", ground_truth="label",
+        classifier=classifier,
+    )
+    print(report.to_markdown())
+    report.plot("outputs/diagnostics")
+    ```
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(
+            f"`threshold` must be in (0, 1). Received: {threshold}"
+        )
+    if int(num_bins) != num_bins or num_bins < 1:
+        raise ValueError(
+            f"`num_bins` must be a positive integer. Received: {num_bins}"
+        )
+    if int(min_labelled) != min_labelled or min_labelled < 1:
+        raise ValueError(
+            "`min_labelled` must be a positive integer. Received: "
+            f"{min_labelled}"
+        )
+    if int(block_size) != block_size or block_size < 1:
+        raise ValueError(
+            f"`block_size` must be a positive integer. Received: {block_size}"
+        )
+    if classifier is not None:
+        _check_classifier(classifier, vocabulary)
+    spec = TableSpec(
+        vocabulary, inputs, ground_truth, teachers, **table_options
+    )
+    rows = read_rows(source, spec, file_format=file_format)
+    statistics = None
+    for block in rows.blocks(int(block_size)).as_numpy_iterator():
+        targets = block["targets"]
+        if statistics is None:
+            num_labels = targets.shape[-1]
+            if classifier is not None and classifier.num_labels != num_labels:
+                raise ValueError(
+                    f"The table has {num_labels} label(s) per row but the "
+                    f"classifier predicts {classifier.num_labels}."
+                )
+            statistics = TableStatistics(
+                vocabulary.num_teachers, num_labels, threshold
+            )
+        predictions = reading = None
+        if classifier is not None:
+            predictions, reading = _predict(
+                classifier, block["inputs"], targets, batch_size
+            )
+        statistics.add(targets, predictions, reading)
+    if statistics is None or statistics.rows == 0:
+        raise ValueError("The table has no rows: there is nothing to report.")
+    return TeacherReport._from_statistics(
+        statistics,
+        vocabulary,
+        num_bins=int(num_bins),
+        min_labelled=int(min_labelled),
+        classifier=classifier,
+    )
+
+
+def _check_classifier(classifier, vocabulary):
+    own = getattr(classifier, "teacher_vocabulary", None)
+    if own is not None and own != vocabulary:
+        raise ValueError(
+            f"The classifier was trained on the teachers {list(own.names)} "
+            f"but the report's vocabulary is {list(vocabulary.names)}: task "
+            "k must be the same teacher in both."
+        )
+    if classifier.backbone.num_teachers != vocabulary.num_teachers:
+        raise ValueError(
+            f"The classifier has {classifier.backbone.num_teachers} teacher "
+            f"tasks but the vocabulary has {vocabulary.num_teachers} "
+            f"teachers ({list(vocabulary.teachers)})."
+        )
+
+
+def _predict(classifier, inputs, targets, batch_size):
+    """Every task's and the ground-truth reading's predictions on the rows
+    of a block that have any value (NaN elsewhere)."""
+    rows = ~np.isnan(targets).all(axis=(1, 2))
+    shape = targets.shape
+    predictions = np.full(shape, np.nan, np.float32)
+    reading = np.full((shape[0], shape[2]), np.nan, np.float32)
+    if not rows.any():
+        return predictions, reading
+    x = {name: np.asarray(value)[rows] for name, value in inputs.items()}
+    tasks = np.asarray(
+        classifier.predict(x, batch_size=batch_size, all_tasks=True, verbose=0)
+    )
+    predictions[rows] = tasks
+    if classifier.combination is not None:
+        reading[rows] = ops.convert_to_numpy(classifier.combination(tasks))
+    else:
+        reading[rows] = tasks[:, 0]
+    return predictions, reading
+
+
+def _task_embeddings(classifier):
+    backbone = classifier.backbone
+    # Packed models hold their task vectors in `TaskTokens`, per-example
+    # ones in `TeacherEmbedding`; the table is the same kind.
+    if backbone.packed:
+        layer = backbone.task_tokens
+    else:
+        layer = backbone.teacher_embedding
+    return np.asarray(ops.convert_to_numpy(layer.embeddings), np.float64)
+
+
+def _cosine(vectors):
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    return unit @ unit.T
+
+
+class TeacherReport:
+    """What each teacher of a table gives, and what a student made of it.
+
+    Made by `keras_t2t.diagnostics.teacher_report`. Values that cannot be
+    measured (a teacher that scored nothing, too few labelled rows, no
+    positive label) are NaN, printed `n/a`; `notes` says why.
+
+    Attributes:
+        teachers: tuple of str. The teacher names, in task order 1..N.
+        num_labels: int.
+        num_rows: int. Rows read.
+        rows_without_teacher: int. Rows no teacher scored (any label).
+        labelled: int array `(num_labels,)`. Rows with a ground-truth
+            value, per label; `positives` those that are 1.
+        scored, coverage, overlap, conflict, mean_score, pr_auc, ece,
+        labelled_scored: arrays `(N, num_labels)`, per teacher and label
+            (`labelled_scored`: the labelled rows the teacher scored,
+            which PR-AUC and ECE are measured on).
+        pair_scored, pair_conflict: arrays `(N, N, num_labels)`: rows both
+            teachers scored, and the share of them where their votes
+            differ.
+        fidelity_rows, fidelity_mae, fidelity_corr: arrays
+            `(N, num_labels)` or `None` (no classifier): the student's
+            task k against teacher k, on the rows teacher k scored.
+        student: dict or `None`: `labelled`, `pr_auc` and `ece` per label
+            (arrays) of the student's ground-truth reading.
+        combination_weights: list of N floats or `None`: the weights of
+            the classifier's learned combination, when it keeps one.
+        task_similarity: array `(N + 1, N + 1)` or `None`: the cosine
+            similarity of the task embeddings (ground truth first).
+        task_names: tuple of str. The task names, ground truth first.
+        calibration: dict `{name: (count, mean score, positive rate)}`,
+            arrays `(num_bins,)` over the labelled rows, labels pooled: a
+            reliability diagram per teacher, and for the student's reading
+            (`"student: ground truth"`) with a classifier.
+        notes: list of str. Why values are n/a, in words.
+    """
+
+    def __init__(self, **values):
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    @classmethod
+    def _from_statistics(
+        cls, statistics, vocabulary, num_bins, min_labelled, classifier
+    ):
+        s = statistics
+        num_teachers, num_labels = s.num_teachers, s.num_labels
+        shape = (num_teachers, num_labels)
+        pr_auc = np.full(shape, np.nan)
+        ece = np.full(shape, np.nan)
+        labelled_scored = np.zeros(shape, np.int64)
+        calibration = {}
+        for k in range(num_teachers):
+            for label in range(num_labels):
+                scores, labels = s.labelled_pairs(k, label)
+                labelled_scored[k, label] = len(scores)
+                if len(scores) >= min_labelled:
+                    pr_auc[k, label] = average_precision(labels, scores)
+                    ece[k, label] = expected_calibration_error(
+                        labels, scores, num_bins
+                    )
+            scores, labels = s.labelled_pairs(k)
+            calibration[vocabulary.teachers[k]] = calibration_bins(
+                labels, scores, num_bins
+            )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_score = np.where(s.scored > 0, s.score_sum / s.scored, np.nan)
+            pair_conflict = np.where(
+                s.pair_scored > 0, s.pair_disagree / s.pair_scored, np.nan
+            )
+        values = dict(
+            teachers=tuple(vocabulary.teachers),
+            task_names=tuple(vocabulary.names),
+            num_labels=num_labels,
+            num_rows=s.rows,
+            rows_without_teacher=s.rows_without_teacher,
+            labelled=s.labelled,
+            positives=s.positives,
+            threshold=s.threshold,
+            num_bins=num_bins,
+            min_labelled=min_labelled,
+            scored=s.scored,
+            coverage=s.scored / s.rows,
+            overlap=s.overlap / s.rows,
+            conflict=s.conflict / s.rows,
+            mean_score=mean_score,
+            labelled_scored=labelled_scored,
+            pr_auc=pr_auc,
+            ece=ece,
+            pair_scored=s.pair_scored,
+            pair_conflict=pair_conflict,
+            fidelity_rows=None,
+            fidelity_mae=None,
+            fidelity_corr=None,
+            student=None,
+            combination_weights=None,
+            task_similarity=None,
+            calibration=calibration,
+        )
+        if classifier is not None:
+            fidelity = s.fidelity_values()
+            if fidelity is None:  # No block had a row with a value.
+                fidelity = (
+                    np.zeros(shape, np.int64),
+                    np.full(shape, np.nan),
+                    np.full(shape, np.nan),
+                )
+            rows, mae, correlation = fidelity
+            values.update(
+                fidelity_rows=rows, fidelity_mae=mae, fidelity_corr=correlation
+            )
+            student = {
+                "labelled": np.zeros(num_labels, np.int64),
+                "pr_auc": np.full(num_labels, np.nan),
+                "ece": np.full(num_labels, np.nan),
+            }
+            for label in range(num_labels):
+                scores, labels = s.student_labelled_pairs(label)
+                student["labelled"][label] = len(scores)
+                if len(scores) >= min_labelled:
+                    student["pr_auc"][label] = average_precision(labels, scores)
+                    student["ece"][label] = expected_calibration_error(
+                        labels, scores, num_bins
+                    )
+            scores, labels = s.student_labelled_pairs()
+            calibration["student: ground truth"] = calibration_bins(
+                labels, scores, num_bins
+            )
+            values["student"] = student
+            if classifier.combination is not None:
+                values["combination_weights"] = [
+                    float(w) for w in classifier.combination.weights
+                ]
+            values["task_similarity"] = _cosine(_task_embeddings(classifier))
+        report = cls(**values)
+        report.notes = report._notes()
+        return report
+
+    def _notes(self):
+        notes = []
+        if not self.labelled.any():
+            notes.append(
+                "No row has a ground-truth label: PR-AUC and ECE are n/a "
+                "(pass `ground_truth=` naming the label column, if there is "
+                "one)."
+            )
+        for label in range(self.num_labels):
+            where = f" (label {label})" if self.num_labels > 1 else ""
+            if self.labelled[label] and not self.positives[label]:
+                notes.append(
+                    f"No ground-truth label is positive{where}: PR-AUC is n/a."
+                )
+            for k, name in enumerate(self.teachers):
+                if not self.scored[k, label]:
+                    notes.append(
+                        f"Teacher {name!r} scored no row{where}: coverage 0, "
+                        "its other statistics n/a."
+                    )
+                elif (
+                    self.labelled[label]
+                    and self.labelled_scored[k, label] < self.min_labelled
+                ):
+                    notes.append(
+                        f"Teacher {name!r} scored "
+                        f"{self.labelled_scored[k, label]} labelled row(s)"
+                        f"{where}, fewer than min_labelled="
+                        f"{self.min_labelled}: PR-AUC and ECE n/a."
+                    )
+        if self.student is not None:
+            short = self.student["labelled"] < self.min_labelled
+            if self.labelled.any() and short.any():
+                notes.append(
+                    f"The student's reading has fewer than min_labelled="
+                    f"{self.min_labelled} labelled rows on label(s) "
+                    f"{np.flatnonzero(short).tolist()}: PR-AUC and ECE n/a."
+                )
+        return notes
+
+    # === Tables ===
+
+    def _columns(self):
+        columns = [
+            "scored",
+            "coverage",
+            "overlap",
+            "conflict",
+            "mean_score",
+            "labelled_scored",
+            "pr_auc",
+            "ece",
+        ]
+        if self.fidelity_rows is not None:
+            # Measured on every row the teacher scored (`scored`).
+            columns += ["fidelity_mae", "fidelity_corr"]
+        return columns
+
+    def _records(self, per_label):
+        records = []
+        for k, name in enumerate(self.teachers):
+            labels = range(self.num_labels) if per_label else [None]
+            for label in labels:
+                record = {"teacher": name}
+                if per_label:
+                    record["label"] = label
+                for column in self._columns():
+                    record[column] = self._value(column, k, label)
+                if self.combination_weights is not None:
+                    record["combination_weight"] = self.combination_weights[k]
+                records.append(record)
+        return records
+
+    def _value(self, column, k, label):
+        values = getattr(self, column)[k]
+        if label is not None:
+            value = values[label]
+            return int(value) if column in _COUNTS else float(value)
+        # Over all labels: counts add up, shares and scores are means over
+        # the labels (macro), n/a only where no label has a value.
+        if column in _COUNTS:
+            return int(values.sum())
+        if column == "mean_score":
+            scored = self.scored[k].sum()
+            total = np.nansum(self.mean_score[k] * self.scored[k])
+            return float(total / scored) if scored else float("nan")
+        if column == "fidelity_mae":
+            rows = self.fidelity_rows[k].sum()
+            total = np.nansum(values * self.fidelity_rows[k])
+            return float(total / rows) if rows else float("nan")
+        if np.isnan(values).all():
+            return float("nan")
+        return float(np.nanmean(values))
+
+    def to_frame(self, per_label=True):
+        """The per-teacher table as a pandas DataFrame.
+
+        Args:
+            per_label: bool. One row per teacher and label (a `label`
+                column), or one per teacher: counts summed over labels,
+                shares, PR-AUC, ECE and correlations their mean over the
+                labels (macro). Defaults to `True`.
+
+        Returns:
+            A `pandas.DataFrame`; n/a values are NaN. Columns: `teacher`,
+            (`label`), `scored`, `coverage`, `overlap`, `conflict`,
+            `mean_score`, `labelled_scored` (the labelled rows it scored),
+            `pr_auc`, `ece`; with a classifier `fidelity_mae` and
+            `fidelity_corr` (on the `scored` rows), and
+            `combination_weight` when it keeps a combination.
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self._records(per_label))
+
+    def conflict_frame(self, label=None):
+        """Teacher-by-teacher conflict: the share of rows both scored where
+        their votes differ (over all labels when `label` is `None`)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            self.conflict_matrix(label),
+            index=list(self.teachers),
+            columns=list(self.teachers),
+        )
+
+    def conflict_matrix(self, label=None):
+        """`(N, N)` conflict shares, NaN where no row was scored by both."""
+        if label is not None:
+            return self.pair_conflict[:, :, label]
+        both = self.pair_scored.sum(axis=2)
+        disagree = np.nansum(self.pair_conflict * self.pair_scored, axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(both > 0, disagree / both, np.nan)
+
+    def similarity_frame(self):
+        """The cosine similarity of the task embeddings, or `None`."""
+        import pandas as pd
+
+        if self.task_similarity is None:
+            return None
+        names = list(self.task_names)
+        return pd.DataFrame(self.task_similarity, index=names, columns=names)
+
+    def to_markdown(self, per_label=True):
+        """The report as Markdown (tables and notes), for a results file.
+
+        Args:
+            per_label: bool. As for `to_frame`. Defaults to `True`.
+        """
+        per_label = per_label and self.num_labels > 1
+        labelled = _join(self.labelled)
+        positives = _join(self.positives)
+        lines = [
+            f"**Teachers** ({self.num_rows} rows, {labelled} with ground "
+            f"truth, {positives} positive, {self.rows_without_teacher} "
+            f"scored by no teacher. Votes: confidence >= {self.threshold:g}. "
+            f"PR-AUC and ECE ({self.num_bins} bins) on the labelled rows each "
+            f"teacher scored, n/a below {self.min_labelled}.)",
+            "",
+        ]
+        records = self._records(per_label)
+        columns = list(records[0])
+        header = [_LABELS[c] for c in columns]
+        lines += _table(header, [[r[c] for c in columns] for r in records])
+        if self.student is not None:
+            lines += ["", self._student_line()]
+        if self.notes:
+            lines += [""] + [f"- {note}" for note in self.notes]
+        names = list(self.teachers)
+        lines += [
+            "",
+            "**Conflict** (share of the rows both teachers scored where "
+            "their votes differ"
+            + (", over all labels)" if self.num_labels > 1 else ")"),
+            "",
+        ]
+        matrix = self.conflict_matrix()
+        lines += _table(
+            ["", *names],
+            [
+                [name, *("-" if j == k else v for j, v in enumerate(row))]
+                for k, (name, row) in enumerate(zip(names, matrix, strict=True))
+            ],
+        )
+        if self.task_similarity is not None:
+            tasks = list(self.task_names)
+            lines += [
+                "",
+                "**Task embeddings** (cosine similarity)",
+                "",
+            ]
+            lines += _table(
+                ["", *tasks],
+                [
+                    [name, *self.task_similarity[k]]
+                    for k, name in enumerate(tasks)
+                ],
+            )
+        return "\n".join(lines) + "\n"
+
+    def _student_line(self):
+        student = self.student
+        parts = []
+        for label in range(self.num_labels):
+            where = f"label {label}: " if self.num_labels > 1 else ""
+            parts.append(
+                f"{where}PR-AUC {_format(student['pr_auc'][label])}, ECE "
+                f"{_format(student['ece'][label])} on "
+                f"{student['labelled'][label]} labelled rows"
+            )
+        reading = (
+            "learned combination" if self.combination_weights else "task 0"
+        )
+        return f"**Student** (ground truth read by {reading}): " + "; ".join(
+            parts
+        )
+
+    def __str__(self):
+        return self.to_markdown()
+
+    __repr__ = __str__
+
+    # === Plots ===
+
+    def plot(self, directory, label=None):
+        """Writes the report's pictures as PNG files into `directory`.
+
+        `teacher_reliability.png`: a reliability diagram per teacher (and
+        the student's reading, with a classifier), over all labels;
+        `teacher_conflict.png`: the teacher-by-teacher conflict heatmap;
+        `task_similarity.png` (with a classifier): the cosine similarity
+        of the task embeddings. Drawn with matplotlib's Agg renderer,
+        without touching pyplot's state.
+
+        Args:
+            directory: str. Made if missing.
+            label: int or `None`. The label of the conflict heatmap;
+                `None` pools all labels. Defaults to `None`.
+
+        Returns:
+            A dict `{picture name: path}`.
+        """
+        os.makedirs(directory, exist_ok=True)
+        paths = {
+            "reliability": os.path.join(directory, "teacher_reliability.png"),
+            "conflict": os.path.join(directory, "teacher_conflict.png"),
+        }
+        plots.reliability(self, paths["reliability"])
+        plots.conflict(self, paths["conflict"], label)
+        if self.task_similarity is not None:
+            paths["task_similarity"] = os.path.join(
+                directory, "task_similarity.png"
+            )
+            plots.task_similarity(self, paths["task_similarity"])
+        return paths
+
+
+_COUNTS = ("scored", "labelled_scored", "fidelity_rows")
+
+
+def _format(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if value is None or np.isnan(value):
+        return "n/a"
+    return f"{value:.3f}"
+
+
+def _join(values):
+    values = [str(int(v)) for v in values]
+    return values[0] if len(values) == 1 else "[" + ", ".join(values) + "]"
+
+
+def _table(header, rows):
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_format(v) for v in row) + " |")
+    return lines
