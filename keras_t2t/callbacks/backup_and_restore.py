@@ -177,7 +177,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         if not tf.io.gfile.exists(self._weights_path):
             return {}
         try:
-            self._load_model()
+            self._load_checked()
         except OSError:
             # An unreadable backup: fall back on the previous one, if kept.
             if not tf.io.gfile.exists(self._prev_weights_path):
@@ -190,7 +190,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 ),
             ):
                 tf.io.gfile.copy(previous, path, overwrite=True)
-            self._load_model()
+            self._load_checked()
         # `fit` works out the epoch from the stream position itself.
         model._initial_epoch = None
         with tf.io.gfile.GFile(self._training_metadata_path, "r") as f:
@@ -200,6 +200,51 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._seed_states = metadata.get("random_states")
         self._torch_random_state = metadata.get("torch_random_state")
         return metadata
+
+    def _load_checked(self):
+        """Loads the latest backup; one of another architecture is refused.
+
+        Backups record the shapes of the model's weights; where they differ
+        from this model's (or Keras cannot load the weights), the backup was
+        written by another model: a `ValueError` names the folder and the
+        fix. (Keras would load a backup of a deeper model into a shallower
+        one without a word, and say of most others only that "objects could
+        not be loaded".)
+        """
+        saved = None
+        if tf.io.gfile.exists(self._training_metadata_path):
+            with tf.io.gfile.GFile(self._training_metadata_path, "r") as f:
+                saved = json.loads(f.read()).get("weight_shapes")
+        shapes = _weight_shapes(self.model)
+        if saved is not None and saved != shapes:
+            if len(saved) != len(shapes):
+                detail = (
+                    f"it holds {len(saved)} weights, this model has "
+                    f"{len(shapes)}"
+                )
+            else:
+                index = next(
+                    i for i in range(len(saved)) if saved[i] != shapes[i]
+                )
+                detail = (
+                    f"weight {self.model.weights[index].path!r} is "
+                    f"{tuple(saved[index])} there, {tuple(shapes[index])} "
+                    "in this model"
+                )
+            raise ValueError(self._stale_message(detail))
+        try:
+            self._load_model()
+        except ValueError as error:
+            detail = str(error).strip().splitlines()[0]
+            raise ValueError(self._stale_message(f"Keras: {detail}")) from error
+
+    def _stale_message(self, detail):
+        return (
+            f"Cannot resume from the backup in {self.backup_dir!r}: it was "
+            f"written by a model of another architecture ({detail}). Delete "
+            "that folder to train this model from the start, or pass "
+            "another `backup_dir`."
+        )
 
     def start_stream(self, first_batch, shuffle_seed, start_step, metadata):
         """Records the stream; checks it against the backed-up one."""
@@ -272,6 +317,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             epoch=self._current_epoch,
             batch=self._last_batch_seen,
             step=step,
+            weight_shapes=_weight_shapes(self.model),
             random_states=[
                 np.asarray(variable).tolist()
                 for variable in _random_states(self.model)
@@ -297,6 +343,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _weight_shapes(model):
+    return [[int(size) for size in weight.shape] for weight in model.weights]
 
 
 def _random_states(model):

@@ -28,13 +28,13 @@ def train(backup_dir, output, kill_at_step=0, source="arrays"):
     return process
 
 
-def tiny_classifier():
+def tiny_classifier(num_teachers=1, num_layers=1, hidden_dim=4):
     backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=1,
+        num_teachers=num_teachers,
         feature_dim=2,
-        num_layers=1,
+        num_layers=num_layers,
         num_heads=1,
-        hidden_dim=4,
+        hidden_dim=hidden_dim,
         intermediate_dim=8,
     )
     classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
@@ -113,6 +113,53 @@ class BackupAndRestoreTest(TestCase):
         history, steps = fit(dataset, epochs=2, delete=True)
         self.assertEqual((history.epoch, steps), ([0, 1], 10))
         self.assertFalse(os.path.exists(backup_dir))
+
+    def test_a_backup_of_another_architecture_is_refused(self):
+        x = {"features": np.random.rand(16, 3, 2).astype("float32")}
+        dataset = tf.data.Dataset.from_tensor_slices(
+            (x, np.random.rand(16, 1).astype("float32"))
+        ).batch(4)
+        directory = self.get_temp_dir()
+
+        def fit(backup_dir, **architecture):
+            classifier = tiny_classifier(**architecture)
+            callback = keras_t2t.callbacks.BackupAndRestore(
+                backup_dir, save_freq=2, delete_checkpoint=False
+            )
+            classifier.fit(dataset, epochs=1, callbacks=[callback], verbose=0)
+
+        def refused(backup_dir, detail, **architecture):
+            with self.assertRaisesRegex(
+                ValueError,
+                rf"Cannot resume from the backup in "
+                rf"{re.escape(repr(backup_dir))}: it was written by a model "
+                rf"of another architecture \({detail}\)\. Delete that "
+                r"folder .* or pass another `backup_dir`",
+            ):
+                fit(backup_dir, **architecture)
+            self.assertIn("latest.weights.h5", os.listdir(backup_dir))
+
+        deep = os.path.join(directory, "deep")
+        fit(deep, num_layers=2)
+        # Keras itself loads this one into the shallower model silently.
+        refused(deep, r"it holds \d+ weights, this model has \d+")
+        two = os.path.join(directory, "two_teachers")
+        fit(two, num_teachers=2)
+        refused(
+            two,
+            r"weight '.*teacher_embedding.*' is \(3, 4\) there, \(2, 4\) "
+            "in this model",
+        )
+        # A backup without the recorded shapes: Keras's error, named.
+        metadata_file = os.path.join(two, "training_metadata.json")
+        with open(metadata_file) as file:
+            metadata = json.load(file)
+        del metadata["weight_shapes"]
+        with open(metadata_file, "w") as file:
+            json.dump(metadata, file)
+        refused(two, "Keras: .*", hidden_dim=8)
+        # The model it was written by resumes from it.
+        fit(two, num_teachers=2)
 
     def test_unknown_dataset_size_needs_steps_per_epoch(self):
         classifier = tiny_classifier()
