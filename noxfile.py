@@ -71,9 +71,9 @@ def build(session):
     """Builds the sdist and wheel, installs the wheel into a fresh
     virtualenv and uses the package from there, away from the source tree.
 
-    Checks that what PyPI would ship works on its own: the package imports,
-    every public class is registered, and a tiny classifier trains, saves
-    and loads. Leaves the files in `dist/`.
+    Checks that what PyPI would ship works on its own: the package imports
+    from the virtualenv, a tiny classifier trains, saves and loads, and the
+    `keras-t2t` command answers `--help`. Leaves the files in `dist/`.
     """
     session.install("build")
     shutil.rmtree("dist", ignore_errors=True)
@@ -91,6 +91,9 @@ def build(session):
         # From an empty folder, so nothing is imported from the tree.
         with session.chdir(root):
             session.run(python, "-c", _WHEEL_CHECK, external=True)
+            command = os.path.join(venv, "bin", "keras-t2t")
+            session.run(command, "--help", external=True, silent=True)
+            session.run(command, "fit", "--help", external=True, silent=True)
 
 
 _WHEEL_CHECK = """

@@ -1,0 +1,552 @@
+"""The `keras-t2t` command line: from a table to a served model.
+
+    keras-t2t fit TABLE --inputs text --ground-truth label \\
+        --teachers vader,textblob,afinn --output runs/reviews
+    keras-t2t predict runs/reviews TABLE --output predictions.csv
+    keras-t2t report runs/reviews TABLE
+
+`fit` follows the documented path (README, "From a CSV to fit"): it
+summarises the table, trains a SentencePiece tokenizer on the training
+rows' texts (or reads numeric feature columns), holds out labelled rows for
+validation, trains a packed Teacher2Task student, keeps the checkpoint and
+the reading of the ground truth that score best on validation, and writes
+the run folder: `model.keras`, a TF Serving SavedModel at `serving/1`,
+`run.json` (the table's columns and the validation figures), `report.md`
+(the table's summary and `keras_t2t.diagnostics.teacher_report` on the
+validation rows) and its pictures. `report` prints that report for any
+table with the run's columns. The folder is written aside and renamed at
+the end, so a failed run leaves nothing in `--output`.
+
+Bad input (a missing column, an unknown teacher, an unreadable file, a
+score out of range) exits with code 2 and one line naming the problem.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
+
+
+class UsageError(ValueError):
+    """Bad input from the command line: reported in one line, exit 2."""
+
+
+def main(argv=None):
+    # keras-hub's T5 layers pass `mask=` to attention layers that take no
+    # Keras mask; the warning is theirs and says nothing about the run.
+    warnings.filterwarnings("ignore", message=".*T5MultiHeadAttention.*")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.command(args)
+    except (ValueError, OSError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"keras-t2t {args.name}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-t2t",
+        description="Teacher2Task: train a student on many teachers' "
+        "scores and a few labels, predict, and report on the teachers.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    fit = commands.add_parser(
+        "fit", help="Train a student on a table; write a run folder."
+    )
+    fit.set_defaults(command=_fit, name="fit")
+    fit.add_argument("table", help="A CSV, Parquet or JSON Lines file.")
+    fit.add_argument(
+        "--inputs",
+        required=True,
+        help="The text column, or comma-separated numeric feature columns.",
+    )
+    fit.add_argument(
+        "--ground-truth",
+        required=True,
+        help="The label column (0/1, empty where unknown).",
+    )
+    fit.add_argument(
+        "--teachers",
+        required=True,
+        help="Comma-separated teacher columns (confidences in [0, 1]).",
+    )
+    fit.add_argument("--output", required=True, help="The run folder.")
+    fit.add_argument(
+        "--ignore-columns",
+        default="",
+        help="Comma-separated columns of the table that are not used.",
+    )
+    fit.add_argument(
+        "--preset",
+        default=None,
+        help="A local KerasHub T5 preset folder to start from (text).",
+    )
+    fit.add_argument("--steps", type=int, default=900)
+    fit.add_argument("--eval-every", type=int, default=100)
+    fit.add_argument("--batch-size", type=int, default=64)
+    fit.add_argument("--learning-rate", type=float, default=1e-3)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--validation-share",
+        type=float,
+        default=0.4,
+        help="Share of the labelled rows held out for validation.",
+    )
+    fit.add_argument("--sequence-length", type=int, default=64)
+    fit.add_argument("--vocabulary-size", type=int, default=8000)
+    fit.add_argument("--num-layers", type=int, default=2)
+    fit.add_argument("--num-heads", type=int, default=4)
+    fit.add_argument("--hidden-dim", type=int, default=128)
+    fit.add_argument("--intermediate-dim", type=int, default=512)
+
+    predict = commands.add_parser(
+        "predict", help="Score a table with a trained run."
+    )
+    predict.set_defaults(command=_predict, name="predict")
+    predict.add_argument("model", help="A run folder written by `fit`.")
+    predict.add_argument("table", help="A CSV, Parquet or JSON Lines file.")
+    predict.add_argument(
+        "--output", required=True, help="The CSV of predictions to write."
+    )
+
+    report = commands.add_parser(
+        "report", help="Report on the teachers (and the student) of a table."
+    )
+    report.set_defaults(command=_report, name="report")
+    report.add_argument("model", help="A run folder written by `fit`.")
+    report.add_argument("table", help="A CSV, Parquet or JSON Lines file.")
+    report.add_argument(
+        "--output", default=None, help="Write the markdown here as well."
+    )
+    return parser
+
+
+# === Commands ===
+
+
+def _fit(args):
+    import keras
+
+    import keras_t2t
+
+    frame = _read_table(args.table)
+    teachers = _names(args.teachers, "--teachers")
+    inputs = _names(args.inputs, "--inputs")
+    ignored = _names(args.ignore_columns, "--ignore-columns", required=False)
+    _check_columns(frame, inputs + [args.ground_truth] + teachers, args.table)
+    if os.path.exists(args.output) and os.listdir(args.output):
+        raise UsageError(
+            f"--output {args.output} exists and is not empty; choose a new "
+            "run folder."
+        )
+    used = inputs + teachers + [args.ground_truth]
+    unknown = [c for c in frame.columns if c not in used + ignored]
+    if unknown:
+        raise UsageError(
+            f"{args.table}: column {unknown[0]!r} is neither an input, the "
+            "ground truth nor a teacher; list it in --teachers, or in "
+            "--ignore-columns to leave it out."
+        )
+    mode = _input_mode(frame, inputs)
+    vocabulary = keras_t2t.TeacherVocabulary(teachers)
+    validation, train_frame = _hold_out(frame, args)
+
+    keras.utils.set_random_seed(args.seed)
+    tables = {
+        "train": _model_table(train_frame, inputs, mode),
+        "validation": _model_table(validation, inputs, mode),
+    }
+    options = dict(
+        vocabulary=vocabulary,
+        inputs=list(tables["train"]["inputs"]),
+        ground_truth=args.ground_truth,
+    )
+    train_table = _source_table(
+        train_frame, tables["train"]["inputs"], teachers, args.ground_truth
+    )
+    classifier = _build_classifier(args, vocabulary, mode, train_frame, inputs)
+    summary = keras_t2t.data.summarize(
+        train_table,
+        **options,
+        preprocessor=classifier.preprocessor if mode == "text" else None,
+    )
+    print(summary)
+    dataset = keras_t2t.data.expand(
+        train_table,
+        **options,
+        packed=True,
+        shuffle_buffer=20_000,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        repeat=True,
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.learning_rate, decay_steps=args.steps
+    )
+    classifier.compile(optimizer=keras.optimizers.Adam(schedule), metrics=[])
+    labelled = ~np.isnan(train_table[args.ground_truth])
+    best = _best_on_validation(
+        labelled=(
+            _rows(tables["train"]["inputs"], labelled),
+            train_table[args.ground_truth][labelled],
+        ),
+        validation=(
+            tables["validation"]["inputs"],
+            validation[args.ground_truth].to_numpy("float32"),
+        ),
+    )
+    classifier.fit(
+        dataset,
+        steps_per_epoch=args.eval_every,
+        epochs=max(1, args.steps // args.eval_every),
+        callbacks=[best],
+        verbose=2,
+    )
+    classifier.set_weights(best.weights)
+    classifier.combination = best.combination
+
+    parent = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(parent, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".keras-t2t-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(scratch, 0o777 & ~umask)  # mkdtemp's folder is private.
+    try:
+        classifier.save(os.path.join(scratch, "model.keras"))
+        keras_t2t.export.export_saved_model(
+            classifier,
+            os.path.join(scratch, "serving"),
+            version=1,
+            # Checked against `predict` on validation rows.
+            probe=_rows(tables["validation"]["inputs"], slice(0, 8)),
+        )
+        run = {
+            "table": os.path.abspath(args.table),
+            "inputs": inputs,
+            "input_mode": mode,
+            "ground_truth": args.ground_truth,
+            "teachers": teachers,
+            "ignore_columns": ignored,
+            "validation_rows": int(len(validation)),
+            "best_step": best.best_step,
+            "validation_pr_auc": best.best,
+            "reading": "combination" if best.combination else "task 0",
+            "settings": {
+                k: v
+                for k, v in vars(args).items()
+                if k not in ("command", "name")
+            },
+            "backend": keras.backend.backend(),
+        }
+        with open(os.path.join(scratch, "run.json"), "w") as f:
+            json.dump(run, f, indent=2)
+        # Teachers and the student on the held-out validation rows.
+        report = _teacher_report(run, validation, classifier)
+        report.plot(scratch)
+        with open(os.path.join(scratch, "report.md"), "w") as f:
+            f.write(_fit_report(run, summary))
+            f.write("\n## Teachers and the student (validation rows)\n\n")
+            f.write(report.to_markdown())
+        if os.path.isdir(args.output):
+            os.rmdir(args.output)  # Empty, checked above.
+        os.replace(scratch, args.output)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    print(
+        f"Wrote {args.output}: model.keras, serving/1, run.json, report.md "
+        f"(best validation PR-AUC {best.best:.3f} at step {best.best_step}, "
+        f"reading: {run['reading']})."
+    )
+
+
+def _predict(args):
+    import pandas as pd
+
+    run, classifier = _load_run(args.model)
+    frame = _read_table(args.table)
+    _check_columns(frame, run["inputs"], args.table)
+    inputs = _model_table(frame, run["inputs"], run["input_mode"])["inputs"]
+    scores = classifier.predict(inputs, verbose=0)
+    tasks = classifier.predict(inputs, all_tasks=True, verbose=0)
+    names = ["ground_truth"] + list(run["teachers"])
+    columns = {}
+    for label in range(scores.shape[1]):
+        suffix = "" if scores.shape[1] == 1 else f"_{label}"
+        columns[f"confidence{suffix}"] = scores[:, label]
+        for k, name in enumerate(names):
+            columns[f"task_{name}{suffix}"] = tasks[:, k, label]
+    output = pd.DataFrame(columns, index=frame.index)
+    output.to_csv(args.output, index_label="row")
+    print(f"Wrote {len(output)} predictions to {args.output}.")
+
+
+def _report(args):
+    run, classifier = _load_run(args.model)
+    frame = _read_table(args.table)
+    text = _teacher_report(run, frame, classifier).to_markdown()
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+
+
+# === Helpers ===
+
+
+def _read_table(path):
+    import pandas as pd
+
+    if not os.path.isfile(path):
+        raise UsageError(f"{path}: no such file.")
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in _FORMATS:
+        raise UsageError(
+            f"{path}: unknown table format {extension!r}; use .csv, "
+            ".parquet or .jsonl."
+        )
+    try:
+        if extension == ".csv":
+            frame = pd.read_csv(path)
+        elif extension == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=True)
+    except Exception as error:  # pandas and pyarrow raise many kinds.
+        raise UsageError(
+            f"{path}: cannot be read as {extension}: {error}"
+        ) from None
+    if len(frame) == 0:
+        raise UsageError(f"{path}: the table has no rows.")
+    return frame
+
+
+def _names(value, flag, required=True):
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if required and not names:
+        raise UsageError(f"{flag}: name at least one column.")
+    return names
+
+
+def _check_columns(frame, names, path):
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise UsageError(
+            f"{path} has no column {missing[0]!r}; its columns are "
+            f"{list(map(str, frame.columns))}."
+        )
+
+
+def _input_mode(frame, inputs):
+    from pandas.api.types import is_numeric_dtype
+
+    numeric = [name for name in inputs if is_numeric_dtype(frame[name])]
+    if len(inputs) == 1 and not numeric:
+        return "text"
+    if len(numeric) != len(inputs):
+        text = [name for name in inputs if name not in numeric]
+        raise UsageError(
+            f"--inputs: {text[0]!r} is not numeric; give one text column, "
+            "or numeric feature columns only."
+        )
+    return "features"
+
+
+def _hold_out(frame, args):
+    """`(validation rows, training rows)`: a share of the labelled rows."""
+    truth = frame[args.ground_truth]
+    labelled = np.flatnonzero(truth.notna().to_numpy())
+    if len(labelled) < 4:
+        raise UsageError(
+            f"Column {args.ground_truth!r} has {len(labelled)} labelled "
+            "rows; fit needs at least 4 (some for training, some for "
+            "validation)."
+        )
+    rng = np.random.default_rng(args.seed)
+    count = max(2, int(round(len(labelled) * args.validation_share)))
+    chosen = rng.permutation(labelled)[: min(count, len(labelled) - 2)]
+    values = truth.to_numpy()[chosen]
+    if len(np.unique(values)) < 2:
+        raise UsageError(
+            f"The {len(chosen)} validation rows held out from "
+            f"{args.ground_truth!r} are all {values[0]}; label more rows "
+            "of both classes."
+        )
+    is_validation = np.zeros(len(frame), bool)
+    is_validation[chosen] = True
+    return frame[is_validation], frame[~is_validation]
+
+
+def _model_table(frame, inputs, mode):
+    """The model's inputs for `frame`'s rows."""
+    if mode == "text":
+        texts = frame[inputs[0]].astype(str).to_numpy().astype(str)
+        return {"inputs": {"text": texts}}
+    features = frame[inputs].to_numpy("float32")[:, :, None]
+    return {"inputs": {"features": features}}
+
+
+def _source_table(frame, inputs, teachers, ground_truth):
+    """The model inputs with the teachers' and the ground truth's columns;
+    a non-numeric score is refused by column."""
+    table = dict(inputs)
+    for name in teachers + [ground_truth]:
+        try:
+            table[name] = frame[name].to_numpy("float32")
+        except (TypeError, ValueError) as error:
+            raise UsageError(
+                f"Column {name!r} must hold numbers (empty where missing): "
+                f"{error}"
+            ) from None
+    return table
+
+
+def _rows(inputs, keep):
+    return {name: value[keep] for name, value in inputs.items()}
+
+
+def _build_classifier(args, vocabulary, mode, train_frame, inputs):
+    import keras_hub
+
+    import keras_t2t
+
+    models = keras_t2t.models
+    if mode == "text" and args.preset:
+        return models.Teacher2TaskClassifier.from_preset(
+            args.preset,
+            teacher_vocabulary=vocabulary,
+            task_layout="packed",
+            sequence_length=args.sequence_length,
+        )
+    size = dict(
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        hidden_dim=args.hidden_dim,
+        intermediate_dim=args.intermediate_dim,
+        num_teachers=vocabulary.num_teachers,
+        task_layout="packed",
+    )
+    preprocessor = None
+    if mode == "text":
+        proto = keras_t2t.data.train_sentencepiece(
+            train_frame[inputs[0]].astype(str),
+            vocabulary_size=args.vocabulary_size,
+        )
+        tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
+        preprocessor = models.Teacher2TaskPreprocessor(
+            tokenizer, sequence_length=args.sequence_length
+        )
+        backbone = models.Teacher2TaskBackbone(
+            vocabulary_size=tokenizer.vocabulary_size(), **size
+        )
+    else:
+        # One position per feature column, each knowing its column.
+        backbone = models.Teacher2TaskBackbone(
+            feature_dim=1, max_sequence_length=len(inputs), **size
+        )
+    return models.Teacher2TaskClassifier(
+        backbone, teacher_vocabulary=vocabulary, preprocessor=preprocessor
+    )
+
+
+def _load_run(folder):
+    import keras_t2t
+
+    path = os.path.join(folder, "run.json")
+    if not os.path.isfile(path):
+        raise UsageError(
+            f"{folder} is not a run folder written by `keras-t2t fit` (no "
+            "run.json)."
+        )
+    with open(path) as f:
+        run = json.load(f)
+    classifier = keras_t2t.models.load_model(
+        os.path.join(folder, "model.keras")
+    )
+    return run, classifier
+
+
+def _fit_report(run, summary):
+    lines = [
+        "# keras-t2t fit",
+        "",
+        f"Table: `{run['table']}`; inputs {run['inputs']} "
+        f"({run['input_mode']}); ground truth `{run['ground_truth']}`; "
+        f"teachers {run['teachers']}; backend {run['backend']}.",
+        "",
+        f"Best validation PR-AUC {run['validation_pr_auc']:.3f} at step "
+        f"{run['best_step']} on {run['validation_rows']} held-out labelled "
+        f"rows; the ground truth is read from {run['reading']}.",
+        "",
+        "## The training table",
+        "",
+        "```",
+        str(summary),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _teacher_report(run, frame, classifier):
+    import keras_t2t
+
+    _check_columns(frame, run["teachers"] + [run["ground_truth"]], "TABLE")
+    inputs = _model_table(frame, run["inputs"], run["input_mode"])["inputs"]
+    table = _source_table(frame, inputs, run["teachers"], run["ground_truth"])
+    return keras_t2t.diagnostics.teacher_report(
+        table,
+        keras_t2t.TeacherVocabulary(run["teachers"]),
+        inputs=list(inputs),
+        ground_truth=run["ground_truth"],
+        classifier=classifier,
+    )
+
+
+def _best_on_validation(labelled, validation):
+    """A callback keeping the weights and the reading with the best
+    validation PR-AUC: at each epoch end the task combination is refitted
+    on the labelled training rows and kept only where it beats task 0 on
+    validation (`Teacher2TaskClassifier.fit_combination`); the better of
+    the two scores the checkpoint."""
+    import keras
+
+    class BestOnValidation(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_step, self.steps = -1.0, 0, 0
+            self.weights = self.combination = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            report = self.model.fit_combination(
+                *labelled, validation_data=validation
+            )
+            value = max(report["task_0"], report["combined"])
+            print(
+                f"step {self.steps}: validation PR-AUC {value:.3f} (task 0 "
+                f"{report['task_0']:.3f}, combined {report['combined']:.3f})"
+            )
+            if value > self.best:
+                self.best, self.best_step = value, self.steps
+                self.weights = self.model.get_weights()
+                self.combination = self.model.combination
+
+    return BestOnValidation()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""The `keras-t2t` command line, end to end in subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+from keras_t2t import cli
+from tests.test_case import TestCase
+
+POSITIVE = ["good", "great", "lovely", "fine", "gripping"]
+NEGATIVE = ["bad", "awful", "dull", "poor", "boring"]
+OTHER = ["film", "movie", "plot", "the", "a", "story"]
+TINY = [
+    "--steps", "20", "--eval-every", "10", "--batch-size", "16",
+    "--num-layers", "1", "--num-heads", "2", "--hidden-dim", "16",
+    "--intermediate-dim", "32", "--vocabulary-size", "60",
+    "--sequence-length", "16",
+]  # fmt: skip
+TEXT_TABLE = [
+    "--inputs", "text", "--ground-truth", "label",
+    "--teachers", "vader,textblob,afinn",
+]  # fmt: skip
+
+
+def reviews(rows=160, seed=0):
+    """Snippets of sentiment words; 30% labelled, one sparse teacher."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for _ in range(rows):
+        positive = rng.random() < 0.5
+        words = list(rng.choice(POSITIVE if positive else NEGATIVE, 2))
+        words += list(rng.choice(OTHER, 3))
+        rng.shuffle(words)
+        score = 0.75 if positive else 0.25
+        records.append(
+            {
+                "text": " ".join(words),
+                "label": float(positive) if rng.random() < 0.3 else np.nan,
+                "vader": np.clip(score + rng.normal(0, 0.2), 0, 1),
+                "textblob": (
+                    np.clip(score + rng.normal(0, 0.3), 0, 1)
+                    if rng.random() < 0.8
+                    else np.nan
+                ),
+                "afinn": np.clip(0.5 + rng.normal(0, 0.2), 0, 1),
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def run_cli(*args):
+    """Runs `keras-t2t ARGS` in a fresh process on this backend."""
+    return subprocess.run(
+        [sys.executable, "-m", "keras_t2t.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
+
+
+class CommandLineTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+
+        cls.root = tempfile.mkdtemp()
+        cls.csv = os.path.join(cls.root, "reviews.csv")
+        reviews().to_csv(cls.csv, index=False)
+        cls.run_dir = os.path.join(cls.root, "runs", "reviews")
+        cls.fit = run_cli(
+            "fit", cls.csv, *TEXT_TABLE, "--output", cls.run_dir, *TINY
+        )
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def test_fit_writes_the_run_folder(self):
+        self.assertEqual(self.fit.returncode, 0, self.fit.stderr[-3000:])
+        self.assertEqual(
+            sorted(os.listdir(self.run_dir)),
+            [
+                "model.keras",
+                "report.md",
+                "run.json",
+                "serving",
+                "task_similarity.png",
+                "teacher_conflict.png",
+                "teacher_reliability.png",
+            ],
+        )
+        with open(os.path.join(self.run_dir, "report.md")) as f:
+            report = f.read()
+        self.assertIn("## Teachers and the student (validation rows)", report)
+        self.assertIn("| vader", report)
+        self.assertTrue(
+            os.path.exists(
+                os.path.join(self.run_dir, "serving", "1", "saved_model.pb")
+            )
+        )
+        with open(os.path.join(self.run_dir, "run.json")) as f:
+            run = json.load(f)
+        self.assertEqual(run["teachers"], ["vader", "textblob", "afinn"])
+        self.assertEqual(run["input_mode"], "text")
+        self.assertTrue(0.0 <= run["validation_pr_auc"] <= 1.0)
+        self.assertIn(run["best_step"], (10, 20))
+        # The summary of the training table and the validation figures.
+        self.assertIn("ground_truth", self.fit.stdout)
+        self.assertIn("validation PR-AUC", self.fit.stdout)
+        # Nothing left beside the run folder.
+        self.assertEqual(os.listdir(os.path.dirname(self.run_dir)), ["reviews"])
+
+    def test_predict_writes_every_row(self):
+        output = os.path.join(self.root, "predictions.csv")
+        result = run_cli("predict", self.run_dir, self.csv, "--output", output)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        predictions = pd.read_csv(output)
+        self.assertEqual(len(predictions), 160)
+        self.assertEqual(
+            list(predictions.columns),
+            [
+                "row",
+                "confidence",
+                "task_ground_truth",
+                "task_vader",
+                "task_textblob",
+                "task_afinn",
+            ],
+        )
+        values = predictions.drop(columns="row").to_numpy()
+        self.assertTrue(((values >= 0) & (values <= 1)).all())
+
+    def test_report_on_a_table(self):
+        output = os.path.join(self.root, "report.md")
+        result = run_cli("report", self.run_dir, self.csv, "--output", output)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(output) as f:
+            report = f.read()
+        self.assertIn(report.strip(), result.stdout)
+        for teacher in ("vader", "textblob", "afinn"):
+            self.assertIn(f"| {teacher}", report)
+        self.assertIn("160 rows", report)
+
+    def test_bad_input_exits_2_with_one_line(self):
+        # In a subprocess: no traceback, one line, nothing written.
+        output = os.path.join(self.root, "runs", "bad")
+        result = run_cli(
+            "fit", self.csv, "--inputs", "text", "--ground-truth", "label",
+            "--teachers", "vader,gemini", "--output", output,
+        )  # fmt: skip
+        self.assertEqual(result.returncode, 2)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertIn("no column 'gemini'", result.stderr)
+        self.assertFalse(os.path.exists(output))
+
+
+class CommandLineErrorsTest(TestCase):
+    """Bad input, in this process (each case would start a backend)."""
+
+    def setUp(self):
+        super().setUp()
+        self.root = self.get_temp_dir()
+        self.output = os.path.join(self.root, "run")
+
+    def table(self, frame, name="table.csv"):
+        path = os.path.join(self.root, name)
+        if name.endswith(".parquet"):
+            frame.to_parquet(path)
+        else:
+            frame.to_csv(path, index=False)
+        return path
+
+    def assertExits2(self, args, message):
+        from contextlib import redirect_stderr
+        from io import StringIO
+
+        stderr = StringIO()
+        with redirect_stderr(stderr):
+            code = cli.main(args)
+        self.assertEqual(code, 2, stderr.getvalue())
+        lines = stderr.getvalue().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn(message, lines[0])
+        self.assertFalse(os.path.exists(self.output))
+        self.assertEqual(
+            [n for n in os.listdir(self.root) if n.startswith(".keras-t2t")],
+            [],
+        )
+
+    def fit_args(self, path, teachers="vader,textblob,afinn", *extra):
+        return [
+            "fit", path, "--inputs", "text", "--ground-truth", "label",
+            "--teachers", teachers, "--output", self.output, *TINY, *extra,
+        ]  # fmt: skip
+
+    def test_missing_file(self):
+        self.assertExits2(
+            self.fit_args(os.path.join(self.root, "nope.csv")),
+            "nope.csv: no such file",
+        )
+
+    def test_unreadable_file(self):
+        path = os.path.join(self.root, "broken.parquet")
+        with open(path, "wb") as f:
+            f.write(b"not a parquet file")
+        self.assertExits2(self.fit_args(path), "cannot be read as .parquet")
+
+    def test_unknown_format(self):
+        path = os.path.join(self.root, "table.xlsx")
+        open(path, "w").close()
+        self.assertExits2(self.fit_args(path), "unknown table format '.xlsx'")
+
+    def test_missing_column(self):
+        self.assertExits2(
+            self.fit_args(self.table(reviews()), "vader,gemini"),
+            "no column 'gemini'",
+        )
+
+    def test_unlisted_column(self):
+        self.assertExits2(
+            self.fit_args(self.table(reviews()), "vader,textblob"),
+            "column 'afinn' is neither an input",
+        )
+
+    def test_score_out_of_range(self):
+        frame = reviews()
+        frame.loc[7, "vader"] = 5.0
+        self.assertExits2(
+            self.fit_args(self.table(frame, "t.parquet")), "vader"
+        )
+
+    def test_no_labels(self):
+        frame = reviews()
+        frame["label"] = np.nan
+        self.assertExits2(
+            self.fit_args(self.table(frame)), "has 0 labelled rows"
+        )
+
+    def test_output_not_empty(self):
+        os.makedirs(self.output)
+        open(os.path.join(self.output, "keep.txt"), "w").close()
+        args = self.fit_args(self.table(reviews()))
+        from contextlib import redirect_stderr
+        from io import StringIO
+
+        stderr = StringIO()
+        with redirect_stderr(stderr):
+            self.assertEqual(cli.main(args), 2)
+        self.assertIn("exists and is not empty", stderr.getvalue())
+        self.assertEqual(os.listdir(self.output), ["keep.txt"])
+
+    def test_predict_needs_a_run_folder(self):
+        self.output = os.path.join(self.root, "predictions.csv")
+        self.assertExits2(
+            [
+                "predict",
+                self.root,
+                self.table(reviews()),
+                "--output",
+                self.output,
+            ],
+            "not a run folder",
+        )
+
+
+class FeatureTableTest(TestCase):
+    def test_parquet_feature_columns_fit_and_predict(self):
+        rng = np.random.default_rng(1)
+        frame = pd.DataFrame(rng.random((120, 3)), columns=["f0", "f1", "f2"])
+        truth = (frame["f0"] > 0.5).astype(float)
+        frame["label"] = np.where(rng.random(120) < 0.3, truth, np.nan)
+        frame["model_a"] = np.clip(frame["f0"] + rng.normal(0, 0.1, 120), 0, 1)
+        frame["model_b"] = np.clip(frame["f1"], 0, 1)
+        frame["id"] = np.arange(120)
+        root = self.get_temp_dir()
+        path = os.path.join(root, "table.parquet")
+        frame.to_parquet(path)
+        output = os.path.join(root, "run")
+        result = run_cli(
+            "fit", path, "--inputs", "f0,f1,f2", "--ground-truth", "label",
+            "--teachers", "model_a,model_b", "--ignore-columns", "id",
+            "--output", output, *TINY,
+        )  # fmt: skip
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        with open(os.path.join(output, "run.json")) as f:
+            self.assertEqual(json.load(f)["input_mode"], "features")
+        predictions = os.path.join(root, "predictions.csv")
+        result = run_cli("predict", output, path, "--output", predictions)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertEqual(len(pd.read_csv(predictions)), 120)
