@@ -199,6 +199,7 @@ def run(task, args):
     results, curves = {}, {}
     started = time.time()
     aggregated = aggregate(task.teacher_scores, task.multiclass)
+    report = None  # Of the first seed's Teacher2Task student.
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         split = split_rows(len(task.labels), args, seed, task.groups)
         train, val, test, labelled = split
@@ -230,9 +231,11 @@ def run(task, args):
             )
         for method in filter(None, args.students.split(",")):
             start = time.time()
-            scores[method], tasks = train_student(
+            scores[method], tasks, classifier = train_student(
                 method, task, split, args, seed, aggregated
             )
+            if method == "teacher2task_packed" and seed == args.first_seed:
+                report = teacher_report(task, test, classifier)
             if tasks is not None:
                 teacher_mean = tasks[:, 1:].mean(axis=1)
                 scores[f"{method}: task 0 alone"] = tasks[:, 0]
@@ -245,4 +248,37 @@ def run(task, args):
         write_report(
             task, args, results, curves, time.time() - started, STUDENTS
         )
+        if report is not None:
+            # `write_report` rewrote results.md: add the report again.
+            append_teacher_report(task, args, report)
     return results
+
+
+def teacher_report(task, test, classifier):
+    """`keras_t2t.diagnostics.teacher_report` of the teachers and a trained
+    Teacher2Task student on the test rows (every label known there)."""
+    import keras_t2t
+
+    table = {name: value[test] for name, value in task.inputs.items()}
+    table["label"] = task.labels[test]
+    for k, name in enumerate(task.teacher_names):
+        table[name] = task.teacher_scores[test][:, k]
+    return keras_t2t.diagnostics.teacher_report(
+        table,
+        keras_t2t.TeacherVocabulary(task.teacher_names),
+        inputs=list(task.inputs),
+        ground_truth="label",
+        classifier=classifier,
+    )
+
+
+def append_teacher_report(task, args, report):
+    """Adds the report to `results.md` and its pictures to `--output`."""
+    with open(os.path.join(args.output, "results.md"), "a") as f:
+        f.write(
+            f"\n## Teachers and the Teacher2Task student (test rows, seed "
+            f"{args.first_seed})\n\n"
+        )
+        f.write(report.to_markdown(per_label=task.labels.shape[1] == 1))
+        f.write("\n")
+    report.plot(args.output)

@@ -130,8 +130,8 @@ def train_student(method, task, split, args, seed, aggregated=None):
     default: task 0, or its learned combination of the teacher tasks
     where that wins on validation.
 
-    Returns `(ground-truth scores, all-task scores or None)` on the test
-    rows.
+    Returns `(ground-truth scores, all-task scores or None, the trained
+    classifier)`, the scores on the test rows.
     """
     train, val, test, labelled = split
     keras.utils.set_random_seed(seed)
@@ -226,8 +226,8 @@ def train_student(method, task, split, args, seed, aggregated=None):
     test_inputs = {name: value[test] for name, value in task.inputs.items()}
     scores = classifier.predict(test_inputs, batch_size=512, verbose=0)
     if not method.startswith("teacher2task"):
-        return scores, None
+        return scores, None, classifier
     tasks = classifier.predict(
         test_inputs, batch_size=512, all_tasks=True, verbose=0
     )
-    return scores, tasks
+    return scores, tasks, classifier

@@ -38,6 +38,14 @@ class ImageDigitsRecipeTest(TestCase):
         self.assertIn("student_dawid_skene", results)
         self.assertIn("dawid_skene (needs all teachers)", results)
         self.assertIn("pixel logistic regression on pseudo-labels", results)
+        with open(os.path.join(output, "results.md")) as f:
+            markdown = f.read()
+        # Ten labels: one row per teacher, averaged over labels.
+        self.assertIn("## Teachers and the Teacher2Task student", markdown)
+        self.assertIn("| naive_bayes |", markdown)
+        self.assertTrue(
+            os.path.exists(os.path.join(output, "teacher_conflict.png"))
+        )
 
 
 class VideoClipsRecipeTest(TestCase):

@@ -56,5 +56,16 @@ class TextSentimentRecipeTest(TestCase):
             self.assertIn(method, results)
             self.assertTrue(0.0 <= results[method]["pr_auc_mean"] <= 1.0)
         self.assertEqual(results["settings"]["seeds"], 1)
-        for name in ("results.md", "pr_curves.png"):
+        for name in (
+            "results.md",
+            "pr_curves.png",
+            "teacher_reliability.png",
+            "teacher_conflict.png",
+            "task_similarity.png",
+        ):
             self.assertTrue(os.path.exists(os.path.join(output, name)))
+        with open(os.path.join(output, "results.md")) as f:
+            markdown = f.read()
+        self.assertIn("## Teachers and the Teacher2Task student", markdown)
+        for teacher in ("vader", "textblob", "afinn"):
+            self.assertIn(f"| {teacher} |", markdown)
