@@ -433,7 +433,9 @@ class Teacher2TaskClassifier(Task):
         style as the model learned it). The ground truth is task 0, or the
         `combination` of the teacher tasks once `fit_combination` kept one.
         A packed model reads all tasks in one pass; a per-example model
-        runs once per task.
+        runs once per task. No rows (inputs of length 0, or a dataset of
+        known size 0) give an empty result, `(0, num_labels)` (or
+        `(0, num_teachers + 1, num_labels)`), without running the model.
         """
         if self.combination is not None and not all_tasks:
             outputs = self.predict(
@@ -473,6 +475,13 @@ class Teacher2TaskClassifier(Task):
 
     def _predict(self, x=None, batch_size=None, **kwargs):
         x, _, _ = self._check_arrays(x)
+        if _no_rows(x):
+            # Keras's `predict` fails on no batches (and on JAX leaves the
+            # model unable to predict again): no rows, no predictions.
+            shape = (0, self.num_labels)
+            if self.backbone.packed:
+                shape = (0, self.backbone.num_teachers + 1, self.num_labels)
+            return ops.convert_to_numpy(ops.zeros(shape, self.output.dtype))
         shards = self._batch_shards()
         if shards == 1:
             return super().predict(x, batch_size=batch_size, **kwargs)
@@ -610,6 +619,17 @@ def _in_memory(x):
 
 def _first(data):
     return next(iter(keras.tree.flatten(data)))
+
+
+def _no_rows(x):
+    """Whether `x` (inputs or a dataset) holds no examples at all."""
+    if isinstance(x, tf.data.Dataset):
+        return int(x.cardinality()) == 0
+    if not isinstance(x, dict) or not x:
+        return False
+    value = next(iter(x.values()))
+    shape = value.shape if hasattr(value, "shape") else np.shape(value)
+    return len(shape) > 0 and shape[0] == 0
 
 
 def _split(data, validation_split):

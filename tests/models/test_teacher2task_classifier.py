@@ -108,6 +108,42 @@ class Teacher2TaskClassifierTest(TestCase):
         )
         self.assertTrue(((implicit > 0) & (implicit < 1)).all())
 
+    def test_predict_on_no_rows_is_empty(self):
+        classifier = feature_classifier(num_labels=2)
+        none = {"features": np.zeros((0, 5, 8), "float32")}
+        self.assertEqual(classifier.predict(none, verbose=0).shape, (0, 2))
+        every_task = classifier.predict(none, all_tasks=True, verbose=0)
+        self.assertEqual(every_task.shape, (0, 4, 2))
+        empty = tf.data.Dataset.from_tensor_slices(none).batch(4)
+        self.assertEqual(classifier.predict(empty, verbose=0).shape, (0, 2))
+        # With a combination of the teacher tasks, too.
+        rng = np.random.default_rng(0)
+        classifier.combination = keras_t2t.models.TaskCombination.fit(
+            rng.random((20, 4, 2)), (rng.random((20, 2)) > 0.5) * 1.0
+        )
+        self.assertEqual(classifier.predict(none, verbose=0).shape, (0, 2))
+        # The model still predicts (on JAX, Keras's own `predict` on no
+        # batches left it unable to).
+        some = {"features": np.random.rand(3, 5, 8).astype("float32")}
+        self.assertEqual(classifier.predict(some, verbose=0).shape, (3, 2))
+        packed = packed_classifier()
+        self.assertEqual(packed.predict(none, verbose=0).shape, (0, 1))
+        every_task = packed.predict(none, all_tasks=True, verbose=0)
+        self.assertEqual(every_task.shape, (0, 4, 1))
+        # Raw text through a preprocessor: no texts.
+        from tests.data.test_text import tokenizer
+
+        t5 = tokenizer()
+        backbone = Teacher2TaskBackbone(
+            num_teachers=3, vocabulary_size=t5.vocabulary_size(), **TINY
+        )
+        text = Teacher2TaskClassifier(
+            backbone,
+            preprocessor=keras_t2t.models.Teacher2TaskPreprocessor(t5, 8),
+        )
+        self.assertEqual(text.predict({"text": []}, verbose=0).shape, (0, 1))
+        self.assertEqual(text.predict({"text": ["a"]}, verbose=0).shape, (1, 1))
+
     def test_nan_targets_keep_weights_finite(self):
         _, x, y, _ = expanded(num_rows=32)
         y = y.copy()
