@@ -625,7 +625,9 @@ def _stack_input(values, name):
     if values.dtype != object:
         return values
     first = values[0] if len(values) else None
-    if isinstance(first, (str, bytes)) or first is None:
+    text = (str, bytes)
+    if first is None or any(isinstance(value, text) for value in values):
+        # A column with any text holds text: every row needs a string.
         for index, value in enumerate(values):
             if not isinstance(value, (str, bytes)):
                 raise ValueError(
@@ -687,6 +689,8 @@ def _cell(value, index, column):
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, str):
+        if not value.strip():
+            return None  # An empty cell, as a CSV's is.
         try:
             value = json.loads(value.replace("NaN", "null"))
         except json.JSONDecodeError:

@@ -328,6 +328,27 @@ class TableCheckTest(TableTestCase):
         teacher_only = [e for e in self.expected if e[1] > 0]
         self.assertEqual(collect(dataset), teacher_only)
 
+    def test_blank_text_cells_are_missing_values(self):
+        # An empty (or blank) cell is missing, as a CSV's empty cell is.
+        table = dict(self.table, vader=self.table["vader"].astype(object))
+        table["vader"][np.isnan(self.table["vader"])] = ""
+        table["vader"][0] = " "
+        self.assertTrue(np.isnan(self.table["vader"][0]))
+        self.assert_expands_to_expected(table)
+
+    def test_a_text_column_needs_text_in_every_row(self):
+        for value in (7, None, 0.5):
+            texts = self.table["text"].astype(object)
+            texts[0] = value  # The first row too, not only later ones.
+            with pytest.raises(
+                ValueError,
+                match=rf"Row 0: input 'text' is {value!r}; this column holds "
+                "text",
+            ):
+                expand(
+                    dict(self.table, text=texts), VOCABULARY, INPUTS, "label"
+                )
+
     def test_a_duplicated_header_is_an_error(self):
         frame = to_frame(self.table)
         frame.to_csv(self.path("table.csv"), index=False)
