@@ -40,6 +40,13 @@ def export_saved_model(classifier, base_dir, version=1, probe=None):
     - `serving_masked` (feature models): `features` and `padding_mask`
       `(batch, seq)` -> `confidences`.
 
+    Input dtypes are fixed by the signatures: `text` is `tf.string`,
+    `features` `tf.float32` and `padding_mask` `tf.int32`. A loaded
+    signature refuses any other dtype ("expected to be a float tensor but
+    is a double tensor" for numpy's default float64): cast first, e.g.
+    `tf.constant(features, tf.float32)`. TF Serving's REST API converts
+    JSON numbers to the signature's dtypes itself.
+
     Args:
         classifier: a `keras_t2t.models.Teacher2TaskClassifier`.
         base_dir: str. The model base directory TF Serving watches.

@@ -220,6 +220,21 @@ class ExportTest(TestCase):
         rejected = (TypeError, ValueError, tf.errors.InvalidArgumentError)
         with pytest.raises(rejected, match="float"):
             serving(features=tf.constant(np.zeros((2, 3, 6), "int32")))
+        # The dtypes the docs give: numpy's default float64 is refused.
+        loaded = tf.saved_model.load(path)
+        specs = {
+            name: loaded.signatures[name].structured_input_signature[1]
+            for name in ("serving_default", "all_tasks", "serving_masked")
+        }
+        for name, spec in specs.items():
+            self.assertEqual(spec["features"].dtype, tf.float32, name)
+        self.assertEqual(
+            specs["serving_masked"]["padding_mask"].dtype, tf.int32
+        )
+        with pytest.raises(rejected, match="float tensor but is a double"):
+            serving(features=tf.constant(np.zeros((2, 3, 6))))
+        out = serving(features=tf.constant(np.zeros((2, 3, 6)), tf.float32))
+        self.assertEqual(out["confidences"].dtype, tf.float32)
         for shape in [(2, 6), (2, 3, 5)]:
             with pytest.raises(
                 rejected, match=r"features .* not compatible with .*\[\?,\?,6\]"
