@@ -936,8 +936,9 @@ def _tfrecord_rows(files, spec):
     scalar column) is read off the first `_LAYOUT_RECORDS` records, so a
     key the first record lacks (a teacher that did not score it) is found.
     A source key missing from a record is a missing value (NaN); an input
-    key missing from a record stops the pipeline naming the record, counted
-    from the first record of the first file.
+    key missing from a record, or a key of another length or kind, stops
+    the pipeline naming the record, counted from the first record of the
+    first file.
     """
     layout = _tfrecord_layout(files, spec)
     sources = {column for _, column in spec.wide_columns()}
@@ -959,7 +960,10 @@ def _tfrecord_rows(files, spec):
     to_block = _block_converter(element, spec, f"TFRecord file {files[0]!r}")
 
     def parse_block(index, records):
-        rows = tf.io.parse_example(records, description)
+        # Named, a record that does not parse (a key of another length or
+        # kind than in the first records) is named in TensorFlow's error.
+        names = tf.strings.join(["record ", tf.strings.as_string(index)])
+        rows = tf.io.parse_example(records, description, example_names=names)
         for name, sentinel in missing.items():
             value = rows[name]
             absent = tf.equal(value, sentinel)

@@ -1,5 +1,6 @@
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import tensorflow as tf
 
 import keras_t2t
 from keras_t2t.data import expand
+from keras_t2t.data import sources
 from tests.data.tables import VOCABULARY
 from tests.data.tables import collect
 from tests.data.tables import expected_examples
@@ -516,6 +518,22 @@ class StreamCheckTest(TableTestCase):
                 match=rf"Record\] \[11\].*input key {key} is missing",
             ):
                 list(dataset)
+
+    def test_a_key_of_another_length_in_a_later_record_names_it(self):
+        table = dict(self.table, vader=list(self.table["vader"]))
+        table["vader"][12] = [0.5, 0.25]
+        table["vader"] = np.array(table["vader"], dtype=object)
+        write_records(self.path("longer.tfrecord"), table)
+        # Past the records the layout is read off.
+        with mock.patch.object(sources, "_LAYOUT_RECORDS", 5):
+            dataset = expand(
+                self.path("longer.tfrecord"), VOCABULARY, INPUTS, "label"
+            )
+        with pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match=r"Name: record 12, Key: vader, .*Values size: 2",
+        ):
+            list(dataset)
 
     def test_a_key_in_none_of_the_first_records_is_an_error(self):
         drop = {(row, "textblob") for row in range(15)}
