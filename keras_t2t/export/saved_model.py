@@ -101,11 +101,10 @@ def _probe_inputs(classifier):
     if classifier.preprocessor is not None:
         return {"text": np.array(["a probe text", "", "another " * 100])}
     if backbone.input_mode == "features":
-        return {
-            "features": rng.normal(size=(3, 5, backbone.feature_dim)).astype(
-                "float32"
-            )
-        }
+        # No longer than the backbone's absolute positions reach.
+        length = min(5, backbone.max_sequence_length or 5)
+        shape = (3, length, backbone.feature_dim)
+        return {"features": rng.normal(size=shape).astype("float32")}
     raise ValueError(
         "A text model needs a `TextPreprocessor` as its `preprocessor` to "
         "export a signature that takes raw text."

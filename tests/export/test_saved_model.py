@@ -81,7 +81,8 @@ def feature_classifier(task_layout="per_example", max_sequence_length=None):
     classifier = keras_t2t.models.Teacher2TaskClassifier(
         backbone, teacher_vocabulary=VOCABULARY
     )
-    x = {"features": np.random.rand(32, 5, 6).astype("float32")}
+    length = min(5, max_sequence_length or 5)
+    x = {"features": np.random.rand(32, length, 6).astype("float32")}
     if backbone.packed:
         y = np.random.rand(32, 4, 1)  # Every task of each row.
     else:
@@ -157,6 +158,15 @@ class ExportTest(TestCase):
         classifier.fit_combination(x, labels)
         self.assertIsNotNone(classifier.combination)
         features = np.random.rand(7, 9, 6).astype("float32")
+        self.assert_signatures_match(
+            classifier, {"features": features}, {"features": features}
+        )
+
+    def test_default_probe_fits_short_absolute_positions(self):
+        # The default probe was 5 positions long whatever the backbone
+        # took: a model with 3 absolute positions failed to export.
+        classifier = feature_classifier(max_sequence_length=3)
+        features = np.random.rand(4, 3, 6).astype("float32")
         self.assert_signatures_match(
             classifier, {"features": features}, {"features": features}
         )
