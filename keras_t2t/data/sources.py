@@ -565,9 +565,10 @@ def _numeric_scores(values, column):
     import pandas as pd
 
     scores = pd.to_numeric(values, errors="coerce")
-    bad = (scores.isna() & values.notna()).to_numpy()
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
+    unread = np.flatnonzero((scores.isna() & values.notna()).to_numpy())
+    # A blank cell is missing; any other non-number is an error, even
+    # after a blank one.
+    for index in unread:
         value = values.iloc[index]
         if not (isinstance(value, str) and value.strip() == ""):
             raise ValueError(

@@ -399,6 +399,12 @@ class LongTableCheckTest(TestCase):
             match=r"Row 4: score 'positive' in column 'score' is not a number",
         ):
             expand(long, VOCABULARY, INPUTS, layout="long")
+        # A blank cell before it is missing, and does not hide it (the
+        # property test found it hidden).
+        long.loc[2, "score"] = " "
+        with pytest.raises(ValueError, match=r"Row 4: score 'positive'"):
+            expand(long, VOCABULARY, INPUTS, layout="long")
+        long.loc[2, "score"] = 0.5
         long.loc[4, "score"] = "0.25"  # A number written as text is one.
         long.loc[5, "score"] = None  # Missing.
         dataset = expand(long, VOCABULARY, INPUTS, layout="long")
