@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
+_FORMATS = (".csv", ".parquet", ".jsonl")
 
 
 class UsageError(ValueError):
@@ -163,17 +163,15 @@ def _fit(args):
     validation, train_frame = _hold_out(frame, args)
 
     keras.utils.set_random_seed(args.seed)
-    tables = {
-        "train": _model_table(train_frame, inputs, mode),
-        "validation": _model_table(validation, inputs, mode),
-    }
+    train_inputs = _model_inputs(train_frame, inputs, mode)
+    validation_inputs = _model_inputs(validation, inputs, mode)
     options = dict(
         vocabulary=vocabulary,
-        inputs=list(tables["train"]["inputs"]),
+        inputs=list(train_inputs),
         ground_truth=args.ground_truth,
     )
     train_table = _source_table(
-        train_frame, tables["train"]["inputs"], teachers, args.ground_truth
+        train_frame, train_inputs, teachers, args.ground_truth
     )
     classifier = _build_classifier(args, vocabulary, mode, train_frame, inputs)
     summary = keras_t2t.data.summarize(
@@ -198,11 +196,11 @@ def _fit(args):
     labelled = ~np.isnan(train_table[args.ground_truth])
     best = _best_on_validation(
         labelled=(
-            _rows(tables["train"]["inputs"], labelled),
+            _rows(train_inputs, labelled),
             train_table[args.ground_truth][labelled],
         ),
         validation=(
-            tables["validation"]["inputs"],
+            validation_inputs,
             validation[args.ground_truth].to_numpy("float32"),
         ),
     )
@@ -229,7 +227,7 @@ def _fit(args):
             os.path.join(scratch, "serving"),
             version=1,
             # Checked against `predict` on validation rows.
-            probe=_rows(tables["validation"]["inputs"], slice(0, 8)),
+            probe=_rows(validation_inputs, slice(0, 8)),
         )
         run = {
             "table": os.path.abspath(args.table),
@@ -277,7 +275,7 @@ def _predict(args):
     run, classifier = _load_run(args.model)
     frame = _read_table(args.table)
     _check_columns(frame, run["inputs"], args.table)
-    inputs = _model_table(frame, run["inputs"], run["input_mode"])["inputs"]
+    inputs = _model_inputs(frame, run["inputs"], run["input_mode"])
     scores = classifier.predict(inputs, verbose=0)
     tasks = classifier.predict(inputs, all_tasks=True, verbose=0)
     names = ["ground_truth"] + list(run["teachers"])
@@ -388,13 +386,12 @@ def _hold_out(frame, args):
     return frame[is_validation], frame[~is_validation]
 
 
-def _model_table(frame, inputs, mode):
+def _model_inputs(frame, inputs, mode):
     """The model's inputs for `frame`'s rows."""
     if mode == "text":
         texts = frame[inputs[0]].astype(str).to_numpy().astype(str)
-        return {"inputs": {"text": texts}}
-    features = frame[inputs].to_numpy("float32")[:, :, None]
-    return {"inputs": {"features": features}}
+        return {"text": texts}
+    return {"features": frame[inputs].to_numpy("float32")[:, :, None]}
 
 
 def _source_table(frame, inputs, teachers, ground_truth):
@@ -503,7 +500,7 @@ def _teacher_report(run, frame, classifier):
     import keras_t2t
 
     _check_columns(frame, run["teachers"] + [run["ground_truth"]], "TABLE")
-    inputs = _model_table(frame, run["inputs"], run["input_mode"])["inputs"]
+    inputs = _model_inputs(frame, run["inputs"], run["input_mode"])
     table = _source_table(frame, inputs, run["teachers"], run["ground_truth"])
     return keras_t2t.diagnostics.teacher_report(
         table,
