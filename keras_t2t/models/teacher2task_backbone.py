@@ -273,17 +273,7 @@ class Teacher2TaskBackbone(Backbone):
                 teacher_id_input, x, padding_mask_input
             )
             attention_mask = padding_mask[:, None, :]
-        x = self.encoder_embedding_dropout(x)
-        position_bias = None
-        for transformer_layer in self.encoder_transformer_layers:
-            x, position_bias = transformer_layer(
-                x,
-                attention_mask=attention_mask,
-                position_bias=position_bias,
-                use_causal_mask=False,
-            )
-        x = self.encoder_layer_norm(x)
-        x = self.encoder_dropout(x)
+        x = self.encode(x, attention_mask)
         outputs = {"sequence_output": x, "pooled_output": x[:, 0, :]}
         if task_layout == "packed":
             outputs["task_output"] = x[:, : num_teachers + 1, :]
@@ -305,6 +295,32 @@ class Teacher2TaskBackbone(Backbone):
         self.task_layout = task_layout
         self.embedding_stddev = embedding_stddev
         self.max_sequence_length = max_sequence_length
+
+    def encode(self, x, attention_mask):
+        """Runs the T5 encoder stack on an embedded sequence.
+
+        Embedding dropout, the transformer layers (the first one's
+        relative position bias passed on), the final norm and dropout: what
+        the backbone does after placing the task tokens, and what
+        `Teacher2TaskPretrainer` runs on masked inputs with the same
+        layers.
+
+        Args:
+            x: float tensor `(batch, seq, hidden_dim)`.
+            attention_mask: int tensor `(batch, 1, seq)` or
+                `(batch, seq, seq)`, 1 where a query may attend to a key.
+        """
+        x = self.encoder_embedding_dropout(x)
+        position_bias = None
+        for transformer_layer in self.encoder_transformer_layers:
+            x, position_bias = transformer_layer(
+                x,
+                attention_mask=attention_mask,
+                position_bias=position_bias,
+                use_causal_mask=False,
+            )
+        x = self.encoder_layer_norm(x)
+        return self.encoder_dropout(x)
 
     @property
     def input_mode(self):

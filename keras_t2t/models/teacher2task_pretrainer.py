@@ -117,18 +117,7 @@ class Teacher2TaskPretrainer(Task):
         x, mask = self.input_masking(x, padding_mask_input)
         if backbone.position_embedding is not None:
             x = x + backbone.position_embedding(x)
-        x = backbone.encoder_embedding_dropout(x)
-        attention_mask = padding_mask_input[:, None, :]
-        position_bias = None
-        for transformer_layer in backbone.encoder_transformer_layers:
-            x, position_bias = transformer_layer(
-                x,
-                attention_mask=attention_mask,
-                position_bias=position_bias,
-                use_causal_mask=False,
-            )
-        x = backbone.encoder_layer_norm(x)
-        x = backbone.encoder_dropout(x)
+        x = backbone.encode(x, padding_mask_input[:, None, :])
         outputs = {}
         if max_predictions is not None:
             x, mask, outputs["positions"] = _MaskedPositions(
