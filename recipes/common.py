@@ -63,6 +63,8 @@ def add_common_flags(parser, **defaults):
         "schedule": "constant",
         "pretrain_steps": 0,
         "mask_rate": 0.15,
+        "ground_truth_token": "free",
+        "ema": 0.0,
     }
     settings.update(defaults)
     parser.add_argument("--output", default="outputs/" + defaults.pop("name"))
@@ -91,6 +93,10 @@ def parse(parser, argv=None):
         parser.error("--schedule must be constant or cosine (decays to 0).")
     if args.task_normalize not in ("entries", "tasks"):
         parser.error("--task-normalize must be entries or tasks.")
+    if args.ground_truth_token not in ("free", "mixture"):
+        parser.error("--ground-truth-token must be free or mixture.")
+    if not 0.0 <= args.ema < 1.0:
+        parser.error("--ema is a momentum in [0, 1); 0 turns it off.")
     if args.loss not in ("mse", "bce"):
         parser.error("--loss must be mse or bce (every student).")
     unknown = set(filter(None, args.students.split(","))) - set(STUDENTS)

@@ -183,6 +183,7 @@ def train_student(method, task, split, args, seed, aggregated=None):
         intermediate_dim=args.intermediate_dim,
         dropout=args.dropout,
         task_layout="packed" if packed else "per_example",
+        ground_truth_token=args.ground_truth_token,
         **backbone_args,
     )
     if args.pretrain_steps:
@@ -201,9 +202,12 @@ def train_student(method, task, split, args, seed, aggregated=None):
         loss=args.loss,
         normalize=args.task_normalize if packed else "entries",
     )
-    classifier.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=[]
+    # With --ema, the weights validated, kept and tested are the moving
+    # average of the trained ones (swapped in at each evaluation).
+    optimizer = keras.optimizers.Adam(
+        learning_rate, use_ema=bool(args.ema), ema_momentum=args.ema or 0.99
     )
+    classifier.compile(optimizer=optimizer, loss=loss, metrics=[])
     val_inputs = {name: value[val] for name, value in task.inputs.items()}
     labelled_rows = None
     if method.startswith("teacher2task"):
@@ -214,11 +218,14 @@ def train_student(method, task, split, args, seed, aggregated=None):
     best = _BestOnValidation(
         val_inputs, task.labels[val], method, args.eval_every, labelled_rows
     )
+    callbacks = [best]
+    if args.ema:
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     classifier.fit(
         dataset,
         steps_per_epoch=args.eval_every,
         epochs=max(1, args.steps // args.eval_every),
-        callbacks=[best],
+        callbacks=callbacks,
         verbose=0,
     )
     classifier.set_weights(best.weights)

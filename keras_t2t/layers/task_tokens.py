@@ -24,6 +24,9 @@ class TaskTokens(TeacherEmbedding):
         hidden_dim: int. The size of each vector, the encoder's hidden size.
         embeddings_initializer: The initializer of the vectors. Defaults to
             a truncated normal with standard deviation 0.05.
+        ground_truth_token: str. `"free"` or `"mixture"` (the ground-truth
+            vector as a learned mixture of the teacher vectors plus an
+            offset; see `TeacherEmbedding`). Defaults to `"free"`.
 
     Call arguments:
         sequence: float tensor of shape `(batch, seq, hidden_dim)`.
@@ -52,7 +55,7 @@ class TaskTokens(TeacherEmbedding):
 
     def call(self, sequence, padding_mask):
         batch = ops.shape(sequence)[0]
-        tokens = ops.cast(self.embeddings, sequence.dtype)
+        tokens = ops.cast(self.task_vectors(), sequence.dtype)
         tokens = ops.broadcast_to(
             tokens[None], (batch, self.num_tasks, self.hidden_dim)
         )

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+GROUND_TRUTH_TOKENS = ("free", "mixture")
+
 
 @keras.saving.register_keras_serializable(package="keras_t2t")
 class TeacherEmbedding(keras.layers.Layer):
@@ -18,6 +20,12 @@ class TeacherEmbedding(keras.layers.Layer):
         hidden_dim: int. The size of each vector, the encoder's hidden size.
         embeddings_initializer: The initializer of the vectors. Defaults to
             a truncated normal with standard deviation 0.05.
+        ground_truth_token: str. `"free"`: the ground-truth vector is a
+            vector of its own, like the teachers'. `"mixture"`: it is a
+            learned mixture of the teacher vectors (softmax weights, equal
+            at the start) plus a learned offset that starts at zero, so the
+            primary task starts as the teachers' average task and follows
+            the teacher vectors as they train. Defaults to `"free"`.
 
     Call arguments:
         teacher_id: int tensor of shape `(batch,)`.
@@ -43,15 +51,23 @@ class TeacherEmbedding(keras.layers.Layer):
         num_teachers,
         hidden_dim,
         embeddings_initializer=None,
+        ground_truth_token="free",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if ground_truth_token not in GROUND_TRUTH_TOKENS:
+            raise ValueError(
+                "`ground_truth_token` must be one of "
+                f"{list(GROUND_TRUTH_TOKENS)}. Received: "
+                f"ground_truth_token={ground_truth_token!r}"
+            )
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.TruncatedNormal(
                 stddev=0.05
             )
         self.num_teachers = num_teachers
         self.hidden_dim = hidden_dim
+        self.ground_truth_token = ground_truth_token
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer
         )
@@ -62,11 +78,37 @@ class TeacherEmbedding(keras.layers.Layer):
             initializer=self.embeddings_initializer,
             name="embeddings",
         )
+        if self.ground_truth_token == "mixture":
+            # Row 0 is the offset from the mixture: zero at the start.
+            self.embeddings.assign(
+                ops.concatenate(
+                    [
+                        ops.zeros((1, self.hidden_dim), self.embeddings.dtype),
+                        self.embeddings[1:],
+                    ]
+                )
+            )
+            self.mixture_logits = self.add_weight(
+                shape=(self.num_teachers,),
+                initializer="zeros",
+                name="mixture_logits",
+            )
         self.built = True
+
+    def task_vectors(self):
+        """The `(num_teachers + 1, hidden_dim)` task vectors, ground truth
+        first (with `ground_truth_token="mixture"`, the mixture plus its
+        offset)."""
+        if self.ground_truth_token == "free":
+            return self.embeddings
+        teachers = self.embeddings[1:]
+        weights = ops.softmax(self.mixture_logits)
+        ground_truth = self.embeddings[0] + ops.matmul(weights, teachers)
+        return ops.concatenate([ground_truth[None], teachers], axis=0)
 
     def call(self, teacher_id, sequence, padding_mask):
         teacher_id = ops.reshape(ops.cast(teacher_id, "int32"), (-1,))
-        token = ops.take(self.embeddings, teacher_id, axis=0)
+        token = ops.take(self.task_vectors(), teacher_id, axis=0)
         token = ops.cast(token, sequence.dtype)
         sequence = ops.concatenate([token[:, None, :], sequence], axis=1)
         always = ops.ones_like(padding_mask[:, :1])
@@ -100,6 +142,7 @@ class TeacherEmbedding(keras.layers.Layer):
             {
                 "num_teachers": self.num_teachers,
                 "hidden_dim": self.hidden_dim,
+                "ground_truth_token": self.ground_truth_token,
                 "embeddings_initializer": keras.initializers.serialize(
                     self.embeddings_initializer
                 ),

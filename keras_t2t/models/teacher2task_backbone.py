@@ -103,6 +103,12 @@ class Teacher2TaskBackbone(Backbone):
             for feature input whose order means a place (image patches,
             video frames) set it to the sequence length. Defaults to `None`
             (no absolute positions, as in T5).
+        ground_truth_token: str. How the ground-truth task's vector is
+            made: `"free"`, a learned vector like each teacher's, or
+            `"mixture"`, a learned mixture of the teacher vectors plus a
+            learned offset, so the primary task starts as the teachers'
+            average task (see `keras_t2t.layers.TeacherEmbedding`).
+            Defaults to `"free"`.
         dtype: str or `keras.DTypePolicy`. Defaults to `None`.
 
     Example:
@@ -146,6 +152,7 @@ class Teacher2TaskBackbone(Backbone):
         task_layout="per_example",
         embedding_stddev=0.05,
         max_sequence_length=None,
+        ground_truth_token="free",
         dtype=None,
         **kwargs,
     ):
@@ -201,6 +208,7 @@ class Teacher2TaskBackbone(Backbone):
                 num_teachers=num_teachers,
                 hidden_dim=hidden_dim,
                 embeddings_initializer=embeddings_initializer,
+                ground_truth_token=ground_truth_token,
                 dtype=dtype,
                 name="task_tokens",
             )
@@ -209,6 +217,7 @@ class Teacher2TaskBackbone(Backbone):
                 num_teachers=num_teachers,
                 hidden_dim=hidden_dim,
                 embeddings_initializer=embeddings_initializer,
+                ground_truth_token=ground_truth_token,
                 dtype=dtype,
                 name="teacher_embedding",
             )
@@ -295,6 +304,7 @@ class Teacher2TaskBackbone(Backbone):
         self.task_layout = task_layout
         self.embedding_stddev = embedding_stddev
         self.max_sequence_length = max_sequence_length
+        self.ground_truth_token = ground_truth_token
 
     def encode(self, x, attention_mask):
         """Runs the T5 encoder stack on an embedded sequence.
@@ -356,6 +366,7 @@ class Teacher2TaskBackbone(Backbone):
                 "task_layout": self.task_layout,
                 "embedding_stddev": self.embedding_stddev,
                 "max_sequence_length": self.max_sequence_length,
+                "ground_truth_token": self.ground_truth_token,
             }
         )
         return config

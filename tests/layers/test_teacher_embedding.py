@@ -59,3 +59,40 @@ class TeacherEmbeddingTest(TestCase):
         )
         revived = self.run_serialization_test(layer)
         self.assertEqual(revived.embeddings_initializer.stddev, 0.3)
+
+    def test_ground_truth_mixture_starts_at_the_teachers_mean(self):
+        layer = TeacherEmbedding(
+            num_teachers=3, hidden_dim=4, ground_truth_token="mixture"
+        )
+        sequence = np.zeros((2, 5, 4), "float32")
+        outputs, _ = layer(np.array([0, 2], "int32"), sequence, np.ones((2, 5)))
+        table = keras.ops.convert_to_numpy(layer.embeddings)
+        self.assertAllClose(table[0], np.zeros(4))
+        self.assertAllClose(outputs[0, 0], table[1:].mean(axis=0))
+        self.assertAllClose(outputs[1, 0], table[2])
+
+    def test_ground_truth_mixture_follows_weights_and_offset(self):
+        layer = TeacherEmbedding(
+            num_teachers=2, hidden_dim=3, ground_truth_token="mixture"
+        )
+        layer.build()
+        table = np.array([[1.0, 0, 0], [0, 2.0, 0], [0, 0, 4.0]], "float32")
+        layer.embeddings.assign(table)
+        layer.mixture_logits.assign(np.log(np.array([3.0, 1.0], "float32")))
+        vectors = keras.ops.convert_to_numpy(layer.task_vectors())
+        self.assertAllClose(vectors[0], [1.0, 1.5, 1.0])
+        self.assertAllClose(vectors[1:], table[1:])
+        self.assertEqual(len(layer.trainable_weights), 2)
+
+    def test_ground_truth_mixture_serialization(self):
+        layer = TeacherEmbedding(
+            num_teachers=2, hidden_dim=8, ground_truth_token="mixture"
+        )
+        revived = self.run_serialization_test(layer)
+        self.assertEqual(revived.ground_truth_token, "mixture")
+
+    def test_rejects_an_unknown_ground_truth_token(self):
+        with self.assertRaisesRegex(ValueError, "ground_truth_token"):
+            TeacherEmbedding(
+                num_teachers=2, hidden_dim=8, ground_truth_token="x"
+            )
