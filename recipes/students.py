@@ -27,42 +27,6 @@ STUDENTS = (
 warnings.filterwarnings("ignore", message=".*T5MultiHeadAttention.*")
 
 
-class _BestOnValidation(keras.callbacks.Callback):
-    """Keeps the weights with the best validation PR-AUC (ground truth).
-
-    With `labelled` rows `(x, y)`, a Teacher2Task student also fits its
-    task combination on them at each evaluation and is scored by the
-    reading it keeps (`Teacher2TaskClassifier.fit_combination`).
-    """
-
-    def __init__(self, inputs, labels, label, every, labelled=None):
-        super().__init__()
-        self.inputs, self.labels = inputs, labels
-        self.label, self.every, self.labelled = label, every, labelled
-        self.best, self.best_step, self.weights = -1.0, 0, None
-        self.combination = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        step = (epoch + 1) * self.every
-        if self.labelled is None:
-            scores = self.model.predict(self.inputs, batch_size=512, verbose=0)
-            value, note = pr_auc(self.labels, scores), ""
-        else:
-            report = self.model.fit_combination(
-                *self.labelled, validation_data=(self.inputs, self.labels)
-            )
-            value = max(report["task_0"], report["combined"])
-            note = (
-                f" (task 0 {report['task_0']:.3f}, combined "
-                f"{report['combined']:.3f})"
-            )
-        print(f"    {self.label}: step {step}, validation {value:.3f}{note}")
-        if value > self.best:
-            self.best, self.best_step = value, step
-            self.weights = self.model.get_weights()
-            self.combination = self.model.combination
-
-
 # Pretrained encoder weights per (seed, settings): every student of a seed
 # starts from the same warm start, computed once.
 _WARM_STARTS = {}
@@ -215,8 +179,13 @@ def train_student(method, task, split, args, seed, aggregated=None):
             {name: value[labelled] for name, value in rows.items()},
             labels[labelled],
         )
-    best = _BestOnValidation(
-        val_inputs, task.labels[val], method, args.eval_every, labelled_rows
+    # The checkpoint (and reading) with the best validation PR-AUC, put
+    # back into the classifier when training ends.
+    best = keras_t2t.callbacks.BestOnValidation(
+        (val_inputs, task.labels[val]),
+        labelled_data=labelled_rows,
+        metric=pr_auc,
+        prefix=f"    {method}: ",
     )
     callbacks = [best]
     if args.ema:
@@ -228,8 +197,6 @@ def train_student(method, task, split, args, seed, aggregated=None):
         callbacks=callbacks,
         verbose=0,
     )
-    classifier.set_weights(best.weights)
-    classifier.combination = best.combination
     test_inputs = {name: value[test] for name, value in task.inputs.items()}
     scores = classifier.predict(test_inputs, batch_size=512, verbose=0)
     if not method.startswith("teacher2task"):
