@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import tempfile
 
 import keras
 import numpy as np
@@ -266,7 +267,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def finish(self):
         """Called once the whole `fit` is done: deletes the backups."""
         self._stream = None
-        if self.delete_checkpoint and tf.io.gfile.exists(self.backup_dir):
+        if (
+            self.delete_checkpoint
+            and _writes_backups(self.model)
+            and tf.io.gfile.exists(self.backup_dir)
+        ):
             tf.io.gfile.rmtree(self.backup_dir)
 
     # --- Callback hooks ---
@@ -300,17 +305,28 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         if self._stream is None:
             return super()._save_model()
-        tf.io.gfile.makedirs(self.backup_dir)
-        for path, previous in (
-            (self._weights_path, self._prev_weights_path),
-            (self._training_metadata_path, self._prev_training_metadata_path),
-        ):
+        if not _writes_backups(self.model):
+            # Several processes train one model (a multi-host run) and one
+            # writes the shared folder. The others save too, into a scratch
+            # folder dropped at once: on JAX, reading the weights may take
+            # every process (one saving alone waited for the others).
+            with tempfile.TemporaryDirectory() as scratch:
+                self._write_backup(scratch)
+            return
+        self._write_backup(self.backup_dir)
+
+    def _write_backup(self, directory):
+        weights_path = os.path.join(directory, "latest.weights.h5")
+        metadata_path = os.path.join(directory, "training_metadata.json")
+        tf.io.gfile.makedirs(directory)
+        for path in (weights_path, metadata_path):
+            # Keras's names for the previous backup: `<name>.bkp`.
             if self.double_checkpoint and tf.io.gfile.exists(path):
-                tf.io.gfile.copy(path, previous, overwrite=True)
+                tf.io.gfile.copy(path, f"{path}.bkp", overwrite=True)
         # Written aside then renamed, so a kill while saving leaves the
         # previous backup whole.
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        partial = os.path.join(self.backup_dir, "partial.weights.h5")
+        partial = os.path.join(directory, "partial.weights.h5")
         self.model.save_weights(partial, overwrite=True)
         metadata = dict(
             self._stream,
@@ -324,13 +340,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             ],
             torch_random_state=_torch_random_state(),
         )
-        partial_metadata = self._training_metadata_path + ".partial"
+        partial_metadata = metadata_path + ".partial"
         with tf.io.gfile.GFile(partial_metadata, "w") as f:
             f.write(json.dumps(metadata))
-        tf.io.gfile.rename(partial, self._weights_path, overwrite=True)
-        tf.io.gfile.rename(
-            partial_metadata, self._training_metadata_path, overwrite=True
-        )
+        tf.io.gfile.rename(partial, weights_path, overwrite=True)
+        tf.io.gfile.rename(partial_metadata, metadata_path, overwrite=True)
 
     def get_config(self):
         return {
@@ -343,6 +357,21 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _writes_backups(model):
+    """Whether this process writes backups: one process per cluster.
+
+    The chief of a `tf.distribute` multi-worker strategy; process 0 of a
+    multi-process JAX run; otherwise the one process.
+    """
+    if keras.backend.backend() == "tensorflow":
+        return bool(model.distribute_strategy.extended.should_checkpoint)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.process_index() == 0
+    return True
 
 
 def _weight_shapes(model):
