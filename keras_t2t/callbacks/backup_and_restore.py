@@ -88,16 +88,25 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     # --- Used by `Teacher2TaskClassifier.fit` ---
 
+    @staticmethod
+    def among(callbacks):
+        """The first `BackupAndRestore` in `callbacks`, or `None`."""
+        return next(
+            (c for c in callbacks or () if isinstance(c, BackupAndRestore)),
+            None,
+        )
+
     def fit(
         self,
         model,
         fit,
         x,
+        y=None,
+        shuffle=True,
         epochs=1,
         initial_epoch=0,
         steps_per_epoch=None,
         batch_size=None,
-        shuffle=True,
         **kwargs,
     ):
         """Runs `fit` (the model's Keras `fit`) so that a restart resumes.
@@ -110,6 +119,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         ends the interrupted epoch where it would have ended. `kwargs` go
         to `fit` unchanged.
         """
+        if y is not None:
+            raise ValueError(
+                "`BackupAndRestore` resumes training on arrays or on a "
+                "batched `tf.data.Dataset` of (x, y) batches; `y` goes "
+                f"inside the dataset. Received x: {type(x).__name__}"
+            )
         metadata = self.restore(model)
         seed = metadata.get("shuffle_seed")
         if seed is None:

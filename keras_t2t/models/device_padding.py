@@ -56,6 +56,19 @@ def pad_batch(x, y, sample_weight, multiple, pad_value=float("nan")):
     return x, y, sample_weight
 
 
+def pad_for_devices(model, x, y, sample_weight):
+    """A training batch padded to split evenly across `model`'s devices.
+
+    Every device gets an equal share of each batch: a short last batch is
+    padded with examples that have no target (NaN) and weight 0, which
+    change neither loss nor metrics. On one device the batch is unchanged.
+    """
+    shards = batch_shards(model)
+    if shards == 1:
+        return x, y, sample_weight
+    return pad_batch(x, y, sample_weight, shards)
+
+
 def pad_for_predict(dataset, preprocess, shards):
     """Maps `preprocess` over batches and pads each; marks the real rows."""
 
@@ -77,3 +90,19 @@ def with_real_rows(step_outputs, y):
         outputs, non_trainable_variables = step_outputs
         return (outputs, real), non_trainable_variables
     return step_outputs, real
+
+
+def predict(model, x, shards, batch_size=None, **kwargs):
+    """`keras.Model.predict` on batches padded to split into `shards`.
+
+    `x` (arrays, batched by `batch_size`, or a batched dataset) goes
+    through `model.preprocess_samples`; each batch is padded and the padded
+    rows are dropped from the result.
+    """
+    if not isinstance(x, tf.data.Dataset):
+        x = tf.data.Dataset.from_tensor_slices(x).batch(batch_size or 32)
+    x = pad_for_predict(x, model.preprocess_samples, shards)
+    outputs, real = keras.Model.predict(
+        model, x.prefetch(tf.data.AUTOTUNE), **kwargs
+    )
+    return keras.tree.map_structure(lambda out: out[real], outputs)

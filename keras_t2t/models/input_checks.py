@@ -16,6 +16,62 @@ import numpy as np
 import tensorflow as tf
 
 
+def check_arrays(model, x, y=None, sample_weight=None):
+    """Checks in-memory inputs whole, before they are batched.
+
+    `x` a dict of arrays (not tensors) of a model without a preprocessor:
+    completed and checked with `y` and `sample_weight` (any of them
+    returned converted to numpy); anything else is returned unchanged, to
+    be checked batch by batch in the input pipeline (`check_batch`).
+    """
+    if (
+        model.preprocessor is None
+        and isinstance(x, dict)
+        and not any(isinstance(value, tf.Tensor) for value in x.values())
+    ):
+        x = {name: np.asarray(value) for name, value in x.items()}
+        x = complete_and_check_inputs(model.backbone, x)
+        if y is not None and not isinstance(y, tf.Tensor):
+            y = check_targets(np.asarray(y), *_target_spec(model))
+        if sample_weight is not None:
+            sample_weight = check_sample_weight(sample_weight)
+        check_lengths(x, y, sample_weight)
+    return x, y, sample_weight
+
+
+def check_batch(model, x, y=None, sample_weight=None):
+    """Completes and checks one batch inside the input pipeline."""
+    x = complete_and_check_inputs(model.backbone, x)
+    if sample_weight is not None:
+        sample_weight = check_sample_weight(sample_weight)
+    if y is not None:
+        y = check_targets(y, *_target_spec(model))
+    return x, y, sample_weight
+
+
+def check_every_task_inputs(x):
+    """Checks the inputs of a per-example `predict(..., all_tasks=True)`."""
+    if not (
+        isinstance(x, dict)
+        and all(isinstance(value, np.ndarray) for value in x.values())
+    ) or ("teacher_id" in x):
+        received = (
+            "a 'teacher_id' input" if isinstance(x, dict) else type(x).__name__
+        )
+        raise ValueError(
+            "`predict(..., all_tasks=True)` on a per-example model takes "
+            "a dict of arrays without 'teacher_id' (each task is run "
+            f"in turn). Received: {received}"
+        )
+
+
+def _target_spec(model):
+    names = None
+    if model.teacher_vocabulary is not None:
+        names = model.teacher_vocabulary.names
+    return model.num_labels, model.backbone, names
+
+
 def complete_and_check_inputs(backbone, x):
     """Checks the inputs dict; fills `teacher_id` and a feature mask."""
     sequence_name = backbone.sequence_input_name

@@ -2,6 +2,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_t2t.metrics.pr_auc import PRAUC
+
 # Confidences are clipped before their logits are taken.
 _EPSILON = 1e-4
 
@@ -111,6 +113,102 @@ class TaskCombination:
     def __repr__(self):
         weights = ", ".join(f"{w:.3f}" for w in self.weights)
         return f"TaskCombination(weights=[{weights}])"
+
+
+def fit_combination(classifier, x, y, validation_data=None, l2="auto"):
+    """Learns to read the ground truth from the teacher tasks.
+
+    `Teacher2TaskClassifier.fit_combination(x, y, ...)`: fits a
+    `TaskCombination` on the classifier's teacher-task predictions for the
+    labelled rows `x`, `y` (the ground-truth labels, NaN where unknown; the
+    labelled training rows serve: the teacher tasks never trained on their
+    labels) and sets it as `classifier.combination`. With
+    `validation_data=(x_val, y_val)`, the pull towards the teachers' mean
+    (`l2="auto"`) is chosen there, and the combination is kept only if its
+    validation PR-AUC is at least the ground-truth task's; otherwise
+    `predict` keeps reading task 0.
+
+    Args:
+        classifier: the `Teacher2TaskClassifier` (`self` as a method).
+        x: dict of input arrays (no `teacher_id`).
+        y: float array `(rows, num_labels)`.
+        validation_data: tuple `(x_val, y_val)` or `None`.
+        l2: float or `"auto"`. The pull towards the teachers' mean (see
+            `TaskCombination.fit`). `"auto"` picks one of
+            `(1, 10, 100, 1000)` on the validation data, or 10 without.
+            Defaults to `"auto"`.
+
+    Returns:
+        A dict: `combination` (the fitted one), `l2`, `kept` (bool) and,
+        with validation data, the validation PR-AUC of `task_0` and of
+        `combined`.
+
+    Example:
+    ```python
+    report = classifier.fit_combination(
+        x_labelled, y_labelled, validation_data=(x_val, y_val)
+    )
+    report["kept"], classifier.combination
+    ```
+    """
+    classifier.combination = None
+    scores = classifier.predict(x, all_tasks=True, verbose=0)
+    labels = _labels(y, classifier.num_labels)
+    candidates = [l2]
+    if l2 == "auto":
+        candidates = [1.0, 10.0, 100.0, 1000.0]
+        if validation_data is None:
+            candidates = [10.0]
+    report = {"kept": True}
+    if validation_data is None:
+        report["l2"] = candidates[0]
+        report["combination"] = TaskCombination.fit(
+            scores, labels, l2=candidates[0]
+        )
+    else:
+        x_val, y_val = validation_data
+        y_val = _labels(y_val, classifier.num_labels)
+        val_scores = classifier.predict(x_val, all_tasks=True, verbose=0)
+        report["task_0"] = _pr_auc(y_val, val_scores[:, 0])
+        if np.isnan(report["task_0"]):
+            raise ValueError(
+                "`validation_data` labels have no positive (every label "
+                "missing or 0), so PR-AUC cannot choose the combination. "
+                "Validate on labelled rows that include positives."
+            )
+        report["combined"] = -1.0
+        for strength in candidates:
+            combination = TaskCombination.fit(scores, labels, l2=strength)
+            value = _pr_auc(
+                y_val, ops.convert_to_numpy(combination(val_scores))
+            )
+            if value > report["combined"]:
+                report.update(
+                    combined=value, combination=combination, l2=strength
+                )
+        report["kept"] = report["combined"] >= report["task_0"]
+    if report["kept"]:
+        classifier.combination = report["combination"]
+    return report
+
+
+def _labels(y, num_labels):
+    """Ground-truth labels as `(rows, num_labels)`, checked."""
+    y = np.asarray(y, "float32")
+    if y.ndim == 1 and num_labels == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[1] != num_labels:
+        raise ValueError(
+            f"Ground-truth labels must have shape (rows, {num_labels}), NaN "
+            f"where unknown. Received shape {y.shape}."
+        )
+    return y
+
+
+def _pr_auc(labels, scores):
+    metric = PRAUC(num_labels=labels.shape[-1])
+    metric.update_state(labels, scores)
+    return float(ops.convert_to_numpy(metric.result()))
 
 
 def _logit(p, backend=np):
