@@ -17,14 +17,6 @@ def expand(
     ground_truth=None,
     teachers=None,
     *,
-    layout="wide",
-    item_column="item",
-    source_column="source",
-    score_column="score",
-    label_column=None,
-    num_labels=None,
-    rescale=None,
-    ignore_columns=None,
     file_format=None,
     ground_truth_weight=1.0,
     teacher_weight=1.0,
@@ -36,6 +28,7 @@ def expand(
     batch_size=None,
     drop_remainder=False,
     repeat=False,
+    **table_options,
 ):
     """Expands a multi-teacher table into Teacher2Task examples.
 
@@ -70,17 +63,6 @@ def expand(
         teachers: list of column names (teacher names) or a dict
             `{column: teacher_name}`. Defaults to the vocabulary's
             teachers, each a column.
-        layout: `"wide"` or `"long"`. Defaults to `"wide"`.
-        item_column, source_column, score_column, label_column: the
-            columns of a long table; `label_column` (optional) holds the
-            label index of each score in a multi-label table.
-        num_labels: int. Inferred from the table when `None`.
-        rescale: dict `{teacher: (low, high)}` or `{teacher: "sigmoid"}`,
-            for teachers whose scores are not confidences in `[0, 1]`.
-        ignore_columns: list of str or `None`. Columns of a wide table to
-            leave out (ids, notes). Any other column that is not an input,
-            the ground truth or a teacher column is an error, so that no
-            teacher's scores are dropped unnoticed. Defaults to `None`.
         file_format: `"csv"`, `"jsonl"`, `"parquet"` or `"tfrecord"`;
             inferred from the file suffix when `None`.
         ground_truth_weight: float. `sample_weight` of ground-truth
@@ -119,6 +101,11 @@ def expand(
             needs to resume exactly. (A dataset reshuffled at each pass
             draws its seeds in the order its iterators are made, which
             differs after a restart.) Defaults to `False`.
+        **table_options: the table's layout and columns, documented in
+            `keras_t2t.data.sources.TableSpec`: `layout` (`"wide"` or
+            `"long"`), `item_column`, `source_column`, `score_column`,
+            `label_column`, `num_labels`, `rescale` and `ignore_columns`.
+            `summarize` and `save_as_tfds` take the same.
 
     Returns:
         A `tf.data.Dataset` of `(x, target, sample_weight)`: `x` holds the
@@ -139,18 +126,7 @@ def expand(
     ```
     """
     spec = TableSpec(
-        vocabulary,
-        inputs,
-        ground_truth=ground_truth,
-        teachers=teachers,
-        layout=layout,
-        item_column=item_column,
-        source_column=source_column,
-        score_column=score_column,
-        label_column=label_column,
-        num_labels=num_labels,
-        rescale=rescale,
-        ignore_columns=ignore_columns,
+        vocabulary, inputs, ground_truth, teachers, **table_options
     )
     if balance is not None and not 0.0 < balance < 1.0:
         raise ValueError(f"`balance` must be in (0, 1). Received: {balance}")

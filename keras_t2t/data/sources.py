@@ -44,6 +44,10 @@ _FILE_BLOCK_ROWS = 65_536
 class TableSpec:
     """Which columns of a multi-teacher table play which role.
 
+    Its arguments after `teachers` are the table options that
+    `keras_t2t.data.expand`, `summarize` and `save_as_tfds` take as
+    keywords (`**table_options`) and pass on here, documented once here.
+
     Args:
         vocabulary: `keras_t2t.TeacherVocabulary`.
         inputs: str or list of str. The model input columns.

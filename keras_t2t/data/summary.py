@@ -79,9 +79,11 @@ def summarize(
 ):
     """Counts per task and per label what `expand` will make of a table.
 
-    Takes the same table arguments as `keras_t2t.data.expand` and reads the
-    source once (streamed sources are streamed). With a `TextPreprocessor`
-    it also counts the texts that will be truncated.
+    Takes the same table arguments as `keras_t2t.data.expand` (the table
+    options, `**table_options`, are documented in
+    `keras_t2t.data.sources.TableSpec`) and reads the source once
+    (streamed sources are streamed). With a `TextPreprocessor` it also
+    counts the texts that will be truncated.
 
     Returns:
         An `ExpansionSummary`; `print()` it for a table.

@@ -38,8 +38,9 @@ def save_as_tfds(
         ground_truth, teachers: the table's columns, as in `expand`.
         version: str. The dataset version. Defaults to `"1.0.0"`.
         description: str. Defaults to a line listing the teachers.
-        **table_options: further table arguments of `expand` (`layout`,
-            `item_column`, `num_labels`, `rescale`, ...).
+        **table_options: the table's layout and columns, as `expand`
+            takes them (`layout`, `item_column`, `num_labels`, `rescale`,
+            ...; documented in `keras_t2t.data.sources.TableSpec`).
 
     Returns:
         The `tfds` builder; `builder.as_dataset(split=...)` reads it too.
