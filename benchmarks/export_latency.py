@@ -8,7 +8,9 @@ their ratio. Run with any KERAS_BACKEND: the export itself is always
 TensorFlow.
 
 Usage:
-    KERAS_BACKEND=jax python benchmarks/export_latency.py --batch 64
+    KERAS_BACKEND=jax python -m benchmarks.export_latency --batch 64
+
+from the repository root (the model comes from the tests' factory).
 """
 
 import argparse
@@ -22,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 import keras_t2t
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 
 def median_seconds(fn, repeats):
@@ -48,17 +52,16 @@ def main():
     proto = keras_t2t.data.train_sentencepiece(texts, vocabulary_size=500)
     tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
     preprocessor = keras_t2t.data.TextPreprocessor(tokenizer, 64)
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=3,
+    # A 2 x 128 encoder, the backbone's default dropout.
+    backbone = tiny_backbone(
         vocabulary_size=tokenizer.vocabulary_size(),
         num_layers=2,
         num_heads=4,
         hidden_dim=128,
         intermediate_dim=512,
+        dropout=0.1,
     )
-    classifier = keras_t2t.models.Teacher2TaskClassifier(
-        backbone, preprocessor=preprocessor
-    )
+    classifier = tiny_classifier(backbone, preprocessor=preprocessor)
     batch = np.array(texts[: args.batch])
     path = keras_t2t.export.export_saved_model(
         classifier, os.path.join(tempfile.mkdtemp(), "t2t")

@@ -16,8 +16,10 @@ teachers each scoring 90% of the rows (plus ground truth on 5%). With
 `--memory` each form also runs in a fresh process that reports its peak RSS.
 
 Usage:
-    KERAS_BACKEND=tensorflow python benchmarks/packed_benchmark.py
-    KERAS_BACKEND=jax python benchmarks/packed_benchmark.py --rounds 3
+    KERAS_BACKEND=tensorflow python -m benchmarks.packed_benchmark
+    KERAS_BACKEND=jax python -m benchmarks.packed_benchmark --rounds 3
+
+from the repository root (the model comes from the tests' factory).
 """
 
 import argparse
@@ -29,9 +31,14 @@ import time
 import keras
 import numpy as np
 
-import keras_t2t
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 SEQUENCE, VOCABULARY, BATCH = 64, 8000, 64
+# The encoder: 4 layers of width 128 (the backbone's default dropout).
+SIZE = dict(
+    num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512, dropout=0.1
+)
 COVERAGE, GROUND_TRUTH = 0.9, 0.05
 
 
@@ -40,16 +47,13 @@ def sources_per_row(num_teachers):
 
 
 def build(form, num_teachers):
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
+    backbone = tiny_backbone(
         num_teachers=1 if form == "single_task" else num_teachers,
         vocabulary_size=VOCABULARY,
-        num_layers=4,
-        num_heads=4,
-        hidden_dim=128,
-        intermediate_dim=512,
         task_layout="packed" if form == "packed" else "per_example",
+        **SIZE,
     )
-    classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
+    classifier = tiny_classifier(backbone)
     classifier.compile(metrics=[])
     return classifier
 
@@ -110,8 +114,7 @@ def peak_rss(form, num_teachers, steps):
     """Peak RSS (MB) of a fresh process training `form` for `steps`."""
     code = (
         "import sys, resource, numpy as np\n"
-        "sys.path.insert(0, 'benchmarks')\n"
-        "import packed_benchmark as b\n"
+        "import benchmarks.packed_benchmark as b\n"
         f"model = b.build({form!r}, {num_teachers})\n"
         f"data = b.batch({form!r}, {num_teachers}, np.random.default_rng(0))\n"
         f"b.step_ms(model, data, {steps})\n"

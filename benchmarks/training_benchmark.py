@@ -19,8 +19,10 @@ Side by side in one run, each backend in its own process:
   the examples/s training consumes.
 
 Usage:
-    python benchmarks/training_benchmark.py [--steps 20] [--rounds 3]
+    python -m benchmarks.training_benchmark [--steps 20] [--rounds 3]
         [--backends tensorflow jax torch]
+
+from the repository root (the model comes from the tests' factory).
 """
 
 import argparse
@@ -48,13 +50,13 @@ def build(model_name, jit_compile):
     import keras
 
     import keras_t2t
+    from tests.test_case import tiny_backbone
+    from tests.test_case import tiny_classifier
 
     keras.utils.set_random_seed(0)
     if model_name == "teacher2task":
-        backbone = keras_t2t.models.Teacher2TaskBackbone(
-            num_teachers=NUM_TEACHERS, **CONFIG
-        )
-        model = keras_t2t.models.Teacher2TaskClassifier(backbone)
+        backbone = tiny_backbone(num_teachers=NUM_TEACHERS, **CONFIG)
+        model = tiny_classifier(backbone)
     else:
         model = plain_t5_encoder_classifier()
     model.compile(
@@ -257,8 +259,10 @@ def _peak_rss_mb():
 def run_worker(backend, *args):
     env = dict(os.environ, KERAS_BACKEND=backend)
     process = subprocess.run(
-        [sys.executable, __file__, "--worker", *map(str, args)],
+        [sys.executable, "-m", "benchmarks.training_benchmark", "--worker"]
+        + list(map(str, args)),
         env=env,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         capture_output=True,
         text=True,
     )

@@ -8,6 +8,54 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_t2t.models import Teacher2TaskBackbone
+from keras_t2t.models import Teacher2TaskClassifier
+
+# The tests' Teacher2Task backbone, tiny as keras-hub's test configs are;
+# a feature model (8 features) unless `vocabulary_size` is given.
+TINY_BACKBONE = {
+    "num_teachers": 3,
+    "num_layers": 2,
+    "num_heads": 2,
+    "hidden_dim": 16,
+    "intermediate_dim": 32,
+    "dropout": 0.0,
+}
+
+# Smaller still, for tests that only need a model that runs.
+ONE_LAYER = {"num_layers": 1, "hidden_dim": 8, "intermediate_dim": 16}
+# The smallest: one layer, one head, width 4.
+SMALLEST = {
+    "num_layers": 1,
+    "num_heads": 1,
+    "hidden_dim": 4,
+    "intermediate_dim": 8,
+}
+
+
+def tiny_backbone(**config):
+    """A `Teacher2TaskBackbone` of `TINY_BACKBONE`, `config` overriding it.
+
+    Used by the tests and benchmarks/ (which override the sizes), so that
+    a model's configuration is written once.
+    """
+    config = {**TINY_BACKBONE, **config}
+    if config.get("vocabulary_size") is None:
+        config.setdefault("feature_dim", 8)
+    return Teacher2TaskBackbone(**config)
+
+
+def tiny_classifier(backbone=None, compile=False, **kwargs):
+    """A `Teacher2TaskClassifier` on `backbone` (`tiny_backbone()`).
+
+    `kwargs` go to the classifier; `compile=True` compiles it with its
+    defaults.
+    """
+    classifier = Teacher2TaskClassifier(backbone or tiny_backbone(), **kwargs)
+    if compile:
+        classifier.compile()
+    return classifier
+
 
 class TestCase(unittest.TestCase):
     """Base class for keras_t2t tests, after keras-hub's `TestCase`.

@@ -15,6 +15,22 @@ def readme_block(heading):
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+def run_readme_block(heading, directory):
+    """Runs the README's first python block after `heading` in `directory`.
+
+    Returns the namespace it leaves.
+    """
+    code = readme_block(heading)
+    cwd = os.getcwd()
+    os.chdir(directory)
+    try:
+        namespace = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    return namespace
+
+
 class ReadmeTest(TestCase):
     def test_csv_to_fit(self):
         rng = np.random.default_rng(0)
@@ -29,14 +45,7 @@ class ReadmeTest(TestCase):
         directory = self.get_temp_dir()
         frame.to_csv(os.path.join(directory, "reviews.csv"), index=False)
 
-        code = readme_block("## From a CSV to `fit`")
-        cwd = os.getcwd()
-        os.chdir(directory)
-        try:
-            namespace = {}
-            exec(compile(code, "README.md", "exec"), namespace)
-        finally:
-            os.chdir(cwd)
+        namespace = run_readme_block("## From a CSV to `fit`", directory)
         classifier = namespace["classifier"]
         self.assertEqual(classifier.teacher_vocabulary.num_teachers, 3)
         history = classifier.history.history

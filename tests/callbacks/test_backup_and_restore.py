@@ -10,7 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 import keras_t2t
+from tests.test_case import SMALLEST
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "train_until_killed.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -28,18 +31,10 @@ def train(backup_dir, output, kill_at_step=0, source="arrays"):
     return process
 
 
-def tiny_classifier(num_teachers=1, num_layers=1, hidden_dim=4):
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=num_teachers,
-        feature_dim=2,
-        num_layers=num_layers,
-        num_heads=1,
-        hidden_dim=hidden_dim,
-        intermediate_dim=8,
-    )
-    classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
-    classifier.compile()
-    return classifier
+def small_classifier(num_teachers=1, **architecture):
+    config = {**SMALLEST, **architecture}
+    backbone = tiny_backbone(num_teachers=num_teachers, feature_dim=2, **config)
+    return tiny_classifier(backbone, compile=True)
 
 
 class BackupAndRestoreTest(TestCase):
@@ -92,7 +87,7 @@ class BackupAndRestoreTest(TestCase):
 
         def fit(data, epochs, delete=False):
             keras.utils.set_random_seed(0)
-            classifier = tiny_classifier()
+            classifier = small_classifier()
             callback = keras_t2t.callbacks.BackupAndRestore(
                 backup_dir, save_freq=2, delete_checkpoint=delete
             )
@@ -122,7 +117,7 @@ class BackupAndRestoreTest(TestCase):
         directory = self.get_temp_dir()
 
         def fit(backup_dir, **architecture):
-            classifier = tiny_classifier(**architecture)
+            classifier = small_classifier(**architecture)
             callback = keras_t2t.callbacks.BackupAndRestore(
                 backup_dir, save_freq=2, delete_checkpoint=False
             )
@@ -162,7 +157,7 @@ class BackupAndRestoreTest(TestCase):
         fit(two, num_teachers=2)
 
     def test_unknown_dataset_size_needs_steps_per_epoch(self):
-        classifier = tiny_classifier()
+        classifier = small_classifier()
         x = {"features": np.random.rand(8, 3, 2).astype("float32")}
         dataset = (
             tf.data.Dataset.from_tensor_slices((x, np.ones((8, 1))))
@@ -174,7 +169,7 @@ class BackupAndRestoreTest(TestCase):
             classifier.fit(dataset, callbacks=[callback], verbose=0)
 
     def test_other_inputs_are_an_error(self):
-        classifier = tiny_classifier()
+        classifier = small_classifier()
 
         def batches():
             x = {"features": np.random.rand(4, 3, 2).astype("float32")}

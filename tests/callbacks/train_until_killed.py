@@ -18,6 +18,8 @@ import keras
 import numpy as np
 
 import keras_t2t
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 BACKUP_DIR, OUTPUT, KILL_AT_STEP = sys.argv[1], sys.argv[2], int(sys.argv[3])
 SOURCE = os.environ.get("SOURCE", "arrays")
@@ -73,18 +75,13 @@ def training_data():
 def main():
     data = training_data()
     keras.utils.set_random_seed(11)
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=3,
+    backbone = tiny_backbone(
         vocabulary_size=50,
         num_layers=1,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
         dropout=float(os.environ.get("DROPOUT", "0.1")),
         task_layout="packed" if SOURCE == "packed" else "per_example",
     )
-    classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
-    classifier.compile()
+    classifier = tiny_classifier(backbone, compile=True)
     record = RecordSteps()
     history = classifier.fit(
         **data,  # 11 batches per epoch, the last one short.

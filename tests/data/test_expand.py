@@ -12,7 +12,10 @@ from tests.data.tables import _key
 from tests.data.tables import collect
 from tests.data.tables import expected_examples
 from tests.data.tables import wide_table
+from tests.test_case import ONE_LAYER
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 
 def expand_table(table, **kwargs):
@@ -163,15 +166,7 @@ class ExpandTest(TestCase):
             seed=0,
             batch_size=16,
         )
-        backbone = keras_t2t.models.Teacher2TaskBackbone(
-            num_teachers=3,
-            feature_dim=8,
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-        )
-        classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
+        classifier = tiny_classifier(tiny_backbone(**ONE_LAYER))
         history = classifier.fit(dataset, epochs=2, verbose=0)
         self.assertTrue(np.isfinite(history.history["loss"]).all())
 

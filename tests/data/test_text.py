@@ -12,7 +12,10 @@ from keras_t2t.data import expand
 from keras_t2t.data import summarize
 from keras_t2t.data import train_sentencepiece
 from tests.data.tables import VOCABULARY
+from tests.test_case import ONE_LAYER
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 WORDS = (
     "a fine film dull plot great acting boring script lovely score weak".split()
@@ -168,18 +171,10 @@ class TextPreprocessorTest(TestCase):
             batch_size=16,
             preprocessor=preprocessor,
         )
-        backbone = keras_t2t.models.Teacher2TaskBackbone(
-            num_teachers=3,
-            vocabulary_size=t5.vocabulary_size(),
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-            dropout=0.0,
+        backbone = tiny_backbone(
+            vocabulary_size=t5.vocabulary_size(), **ONE_LAYER
         )
-        classifier = keras_t2t.models.Teacher2TaskClassifier(
-            backbone, teacher_vocabulary=VOCABULARY
-        )
+        classifier = tiny_classifier(backbone, teacher_vocabulary=VOCABULARY)
         history = classifier.fit(dataset, epochs=3, verbose=0)
         losses = history.history["loss"]
         self.assertLess(losses[-1], losses[0])

@@ -14,9 +14,9 @@ from tests.data.tables import VOCABULARY
 from tests.data.tables import to_frame
 from tests.data.tables import wide_table
 from tests.data.test_sources import write_tfrecord
-from tests.models.test_teacher2task_classifier import feature_classifier
-from tests.models.test_teacher2task_classifier import packed_classifier
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 nan = np.nan
 ABC = keras_t2t.TeacherVocabulary(["a", "b", "c"])
@@ -453,10 +453,15 @@ class TeacherReportTest(TestCase):
         ]:
             with self.assertRaisesRegex(ValueError, f"`{name}`"):
                 teacher_report(table, ABC, **options, **{name: value})
-        classifier = packed_classifier(teacher_vocabulary=STUDENT_VOCABULARY)
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="packed"),
+            teacher_vocabulary=STUDENT_VOCABULARY,
+        )
         with self.assertRaisesRegex(ValueError, "trained on the teachers"):
             teacher_report(table, ABC, **options, classifier=classifier)
-        two_labels = packed_classifier(num_labels=2)
+        two_labels = tiny_classifier(
+            tiny_backbone(task_layout="packed"), num_labels=2
+        )
         with self.assertRaisesRegex(ValueError, "classifier predicts 2"):
             teacher_report(
                 student_table(),
@@ -465,7 +470,9 @@ class TeacherReportTest(TestCase):
                 "label",
                 classifier=two_labels,
             )
-        four_teachers = packed_classifier(num_teachers=4)
+        four_teachers = tiny_classifier(
+            tiny_backbone(num_teachers=4, task_layout="packed")
+        )
         with self.assertRaisesRegex(ValueError, "4 teacher tasks"):
             teacher_report(table, ABC, **options, classifier=four_teachers)
 
@@ -513,7 +520,11 @@ class StudentReportTest(TestCase):
     def test_packed_student_with_a_combination(self):
         table = student_table(seed=0)
         classifier = trained(
-            packed_classifier(teacher_vocabulary=STUDENT_VOCABULARY), table
+            tiny_classifier(
+                tiny_backbone(task_layout="packed"),
+                teacher_vocabulary=STUDENT_VOCABULARY,
+            ),
+            table,
         )
         labelled = ~np.isnan(table["label"])
         inputs = {name: table[name][labelled] for name in FEATURES}
@@ -553,7 +564,7 @@ class StudentReportTest(TestCase):
     def test_per_example_student(self):
         table = student_table(seed=2)
         classifier = trained(
-            feature_classifier(teacher_vocabulary=STUDENT_VOCABULARY), table
+            tiny_classifier(teacher_vocabulary=STUDENT_VOCABULARY), table
         )
         report = teacher_report(
             table,
@@ -576,7 +587,10 @@ class StudentReportTest(TestCase):
         table = student_table(seed=3)
         del table["label"]
         table["bold"][:] = nan
-        classifier = packed_classifier(teacher_vocabulary=STUDENT_VOCABULARY)
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="packed"),
+            teacher_vocabulary=STUDENT_VOCABULARY,
+        )
         report = teacher_report(
             table, STUDENT_VOCABULARY, inputs=FEATURES, classifier=classifier
         )
@@ -642,17 +656,10 @@ class TextStudentReportTest(TestCase):
 class ReadmeDiagnosticsTest(TestCase):
     def test_the_readme_block_and_its_excerpt(self):
         from tests.test_readme import README
-        from tests.test_readme import readme_block
+        from tests.test_readme import run_readme_block
 
-        code = readme_block("## Diagnostics")
         directory = self.get_temp_dir()
-        cwd = os.getcwd()
-        os.chdir(directory)
-        try:
-            namespace = {}
-            exec(compile(code, "README.md", "exec"), namespace)
-        finally:
-            os.chdir(cwd)
+        namespace = run_readme_block("## Diagnostics", directory)
         report = namespace["report"]
         classifier = namespace["classifier"]
         self.assertEqual(report.num_rows, 500)

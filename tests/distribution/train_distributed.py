@@ -25,6 +25,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_t2t  # noqa: E402
+from tests.test_case import tiny_backbone  # noqa: E402
+from tests.test_case import tiny_classifier  # noqa: E402
 
 # 102 training examples in batches of 16: the last batch holds 6, which
 # does not split over 4 devices (or over the 2 data shards of a 2x2 mesh).
@@ -65,17 +67,9 @@ def make_data():
 
 def build_model(optimizer):
     keras.utils.set_random_seed(7)
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=3,
-        vocabulary_size=50,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        dropout=0.0,
-        task_layout=LAYOUT,
-    )
-    classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
+    # The tests' tiny backbone: 3 teachers, 2 layers of width 16.
+    backbone = tiny_backbone(vocabulary_size=50, task_layout=LAYOUT)
+    classifier = tiny_classifier(backbone)
     if optimizer == "adam":
         optimizer = keras.optimizers.Adam(3e-3)
     else:

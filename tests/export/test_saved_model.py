@@ -24,7 +24,10 @@ import tensorflow as tf
 import keras_t2t
 from keras_t2t.export import export_saved_model
 from tests.data.test_text import tokenizer
+from tests.test_case import ONE_LAYER
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 FRESH_PROCESS = r"""
 import json, sys
@@ -68,19 +71,13 @@ VOCABULARY = keras_t2t.TeacherVocabulary(["vader", "textblob", "afinn"])
 
 
 def feature_classifier(task_layout="per_example", max_sequence_length=None):
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=3,
+    backbone = tiny_backbone(
         feature_dim=6,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
         task_layout=task_layout,
         max_sequence_length=max_sequence_length,
+        **ONE_LAYER,
     )
-    classifier = keras_t2t.models.Teacher2TaskClassifier(
-        backbone, teacher_vocabulary=VOCABULARY
-    )
+    classifier = tiny_classifier(backbone, teacher_vocabulary=VOCABULARY)
     length = min(5, max_sequence_length or 5)
     x = {"features": np.random.rand(32, length, 6).astype("float32")}
     if backbone.packed:
@@ -95,16 +92,10 @@ def feature_classifier(task_layout="per_example", max_sequence_length=None):
 def text_classifier():
     t5 = tokenizer()
     preprocessor = keras_t2t.data.TextPreprocessor(t5, sequence_length=8)
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=3,
-        vocabulary_size=t5.vocabulary_size(),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-    )
-    classifier = keras_t2t.models.Teacher2TaskClassifier(
-        backbone, teacher_vocabulary=VOCABULARY, preprocessor=preprocessor
+    classifier = tiny_classifier(
+        tiny_backbone(vocabulary_size=t5.vocabulary_size(), **ONE_LAYER),
+        teacher_vocabulary=VOCABULARY,
+        preprocessor=preprocessor,
     )
     texts = np.array(["a fine film", "dull plot", "great acting"] * 8)
     classifier.fit({"text": texts}, np.random.rand(24, 1), epochs=1, verbose=0)

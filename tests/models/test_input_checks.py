@@ -3,20 +3,14 @@ import pytest
 import tensorflow as tf
 
 import keras_t2t
-from keras_t2t.models import Teacher2TaskBackbone
-from keras_t2t.models import Teacher2TaskClassifier
-from tests.models.test_teacher2task_classifier import TINY
-from tests.models.test_teacher2task_classifier import feature_classifier
-from tests.models.test_teacher2task_classifier import packed_classifier
 from tests.models.test_teacher2task_classifier import packed_table
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 
 def text_classifier(vocabulary_size=10):
-    backbone = Teacher2TaskBackbone(
-        num_teachers=3, vocabulary_size=vocabulary_size, **TINY
-    )
-    return Teacher2TaskClassifier(backbone)
+    return tiny_classifier(tiny_backbone(vocabulary_size=vocabulary_size))
 
 
 def text_arrays(rows=8, vocabulary_size=10):
@@ -97,7 +91,7 @@ class FeatureValueTest(TestCase):
                 ValueError,
                 match=rf"example 3, position 1, feature 5 is {bad}.*finite",
             ):
-                feature_classifier().fit(x, y, verbose=0)
+                tiny_classifier().fit(x, y, verbose=0)
 
     def test_non_finite_features_in_a_dataset(self):
         x, y = feature_arrays()
@@ -105,13 +99,13 @@ class FeatureValueTest(TestCase):
         with pytest.raises(
             Exception, match=r"(?s)Non-finite input features.*nan"
         ):
-            feature_classifier().fit(dataset(x, y), verbose=0)
+            tiny_classifier().fit(dataset(x, y), verbose=0)
 
     def test_string_features_are_refused(self):
         x, _ = feature_arrays()
         x["features"] = x["features"].astype(str)
         with pytest.raises(ValueError, match="'features' must be numeric"):
-            feature_classifier().predict(x, verbose=0)
+            tiny_classifier().predict(x, verbose=0)
 
 
 class TargetAndWeightTest(TestCase):
@@ -124,13 +118,14 @@ class TargetAndWeightTest(TestCase):
                 ValueError,
                 match=rf"target at example 4, label 0 is {bad}.*\[0, 1\]",
             ):
-                feature_classifier().fit(x, y, verbose=0)
+                tiny_classifier().fit(x, y, verbose=0)
 
     def test_packed_targets_name_the_task(self):
         data, y = packed_table(num_rows=8)
         y[3, 2, 0] = 2.0
-        classifier = packed_classifier(
-            teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b", "c"])
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="packed"),
+            teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b", "c"]),
         )
         with pytest.raises(
             ValueError, match=r"example 3, task 2 \('b'\), label 0 is 2.0"
@@ -141,7 +136,7 @@ class TargetAndWeightTest(TestCase):
         x, y = feature_arrays()
         y[6, 0] = 3.0
         with pytest.raises(Exception, match=r"(?s)Bad target.*\[0, 1\].*3"):
-            feature_classifier().fit(dataset(x, y), verbose=0)
+            tiny_classifier().fit(dataset(x, y), verbose=0)
 
     def test_nan_or_negative_sample_weight_is_refused(self):
         for bad in (np.nan, -1.0, np.inf):
@@ -152,9 +147,9 @@ class TargetAndWeightTest(TestCase):
                 ValueError,
                 match=rf"`sample_weight` at example 5 is {bad}.*>= 0",
             ):
-                feature_classifier().fit(x, y, sample_weight=weight, verbose=0)
+                tiny_classifier().fit(x, y, sample_weight=weight, verbose=0)
             with pytest.raises(ValueError, match="at example 5"):
-                feature_classifier().evaluate(
+                tiny_classifier().evaluate(
                     x, y, sample_weight=weight, verbose=0
                 )
 
@@ -163,16 +158,16 @@ class TargetAndWeightTest(TestCase):
         weight = np.ones(8, "float32")
         weight[1] = -2.0
         with pytest.raises(Exception, match=r"(?s)Bad sample_weight.*-2"):
-            feature_classifier().fit(dataset(x, y, weight), verbose=0)
+            tiny_classifier().fit(dataset(x, y, weight), verbose=0)
 
     def test_lengths_must_agree(self):
         x, y = feature_arrays(rows=8)
         with pytest.raises(
             ValueError, match=r"'y' has 6 examples but input 'features' has 8"
         ):
-            feature_classifier().fit(x, y[:6], verbose=0)
+            tiny_classifier().fit(x, y[:6], verbose=0)
         with pytest.raises(ValueError, match=r"'sample_weight' has 3"):
-            feature_classifier().fit(x, y, sample_weight=np.ones(3), verbose=0)
+            tiny_classifier().fit(x, y, sample_weight=np.ones(3), verbose=0)
         x["padding_mask"] = np.ones((7, 5), "int32")
         with pytest.raises(ValueError, match=r"input 'padding_mask' has 7"):
-            feature_classifier().predict(x, verbose=0)
+            tiny_classifier().predict(x, verbose=0)

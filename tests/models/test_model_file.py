@@ -6,21 +6,17 @@ import keras
 import numpy as np
 
 import keras_t2t
-from keras_t2t.models import Teacher2TaskBackbone
 from keras_t2t.models import Teacher2TaskClassifier
+from tests.test_case import ONE_LAYER
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 
 def saved_classifier(directory):
-    backbone = Teacher2TaskBackbone(
-        num_teachers=2,
-        feature_dim=4,
-        num_layers=1,
-        num_heads=1,
-        hidden_dim=8,
-        intermediate_dim=8,
+    classifier = tiny_classifier(
+        tiny_backbone(num_teachers=2, feature_dim=4, **ONE_LAYER)
     )
-    classifier = Teacher2TaskClassifier(backbone)
     path = os.path.join(directory, "student.keras")
     classifier.save(path)
     return classifier, path

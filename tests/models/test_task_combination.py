@@ -3,9 +3,9 @@ import numpy as np
 import keras_t2t
 from keras_t2t.models import TaskCombination
 from tests.models.test_teacher2task_classifier import expanded
-from tests.models.test_teacher2task_classifier import feature_classifier
-from tests.models.test_teacher2task_classifier import packed_classifier
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 
 def teacher_views(num_rows=400, seed=0):
@@ -69,7 +69,10 @@ class FitCombinationTest(TestCase):
         data, x, y, weight = expanded(num_rows=128)
         labelled = ~np.isnan(data["true_labels"][:, 0])
         inputs = {k: v[labelled] for k, v in data["inputs"].items()}
-        for classifier in (feature_classifier(), packed_classifier()):
+        for classifier in (
+            tiny_classifier(),
+            tiny_classifier(tiny_backbone(task_layout="packed")),
+        ):
             report = classifier.fit_combination(
                 inputs,
                 data["true_labels"][labelled],
@@ -87,7 +90,7 @@ class FitCombinationTest(TestCase):
 
     def test_saved_and_used_after_loading(self):
         data, x, y, weight = expanded(num_rows=64)
-        classifier = feature_classifier(
+        classifier = tiny_classifier(
             teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b", "c"])
         )
         classifier.fit(x, y, epochs=1, batch_size=32, verbose=0)
@@ -102,15 +105,13 @@ class FitCombinationTest(TestCase):
     def test_labels_shape_is_checked(self):
         data, _, _, _ = expanded(num_rows=16)
         with self.assertRaisesRegex(ValueError, r"\(rows, 1\)"):
-            feature_classifier().fit_combination(
-                data["inputs"], np.zeros((16, 3))
-            )
+            tiny_classifier().fit_combination(data["inputs"], np.zeros((16, 3)))
 
     def test_validation_labels_without_a_positive(self):
         data, _, _, _ = expanded(num_rows=16)
         labels = data["true_labels"]
         with self.assertRaisesRegex(ValueError, "`validation_data` labels"):
-            feature_classifier().fit_combination(
+            tiny_classifier().fit_combination(
                 data["inputs"],
                 labels,
                 validation_data=(data["inputs"], np.full_like(labels, np.nan)),

@@ -174,14 +174,7 @@ class LayoutMapTest(TestCase):
             (1, 1), axis_names=("batch", "model"), devices=devices
         )
         layout_map = Teacher2TaskBackbone.get_layout_map(mesh)
-        backbone = Teacher2TaskBackbone(
-            num_teachers=2,
-            vocabulary_size=20,
-            num_layers=2,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-        )
+        backbone = Teacher2TaskBackbone(num_teachers=2, **TINY_T5)
         layouts = {
             variable.path: layout_map[variable.path]
             for variable in backbone.weights

@@ -5,24 +5,9 @@ import tensorflow as tf
 from sklearn.metrics import average_precision_score
 
 import keras_t2t
-from keras_t2t.models import Teacher2TaskBackbone
-from keras_t2t.models import Teacher2TaskClassifier
 from tests.test_case import TestCase
-
-TINY = {
-    "num_layers": 2,
-    "num_heads": 2,
-    "hidden_dim": 16,
-    "intermediate_dim": 32,
-    "dropout": 0.0,
-}
-
-
-def feature_classifier(num_labels=1, num_teachers=3, **kwargs):
-    backbone = Teacher2TaskBackbone(
-        num_teachers=num_teachers, feature_dim=8, **TINY
-    )
-    return Teacher2TaskClassifier(backbone, num_labels=num_labels, **kwargs)
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 
 def expanded(num_rows=256, **kwargs):
@@ -38,7 +23,7 @@ def expanded(num_rows=256, **kwargs):
 class Teacher2TaskClassifierTest(TestCase):
     def test_fit_lowers_the_loss_on_features(self):
         _, x, y, weight = expanded(num_rows=256)
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         history = classifier.fit(
             x, y, sample_weight=weight, epochs=3, batch_size=32, verbose=0
         )
@@ -50,10 +35,9 @@ class Teacher2TaskClassifierTest(TestCase):
         _, x, y, weight = expanded(
             num_rows=256, vocabulary_size=30, num_labels=2
         )
-        backbone = Teacher2TaskBackbone(
-            num_teachers=3, vocabulary_size=30, **TINY
+        classifier = tiny_classifier(
+            tiny_backbone(vocabulary_size=30), num_labels=2
         )
-        classifier = Teacher2TaskClassifier(backbone, num_labels=2)
         history = classifier.fit(x, y, epochs=3, batch_size=32, verbose=0)
         losses = history.history["loss"]
         self.assertLess(losses[-1], 0.8 * losses[0], losses)
@@ -61,14 +45,14 @@ class Teacher2TaskClassifierTest(TestCase):
     def test_fit_on_a_dataset(self):
         _, x, y, weight = expanded(num_rows=64)
         dataset = tf.data.Dataset.from_tensor_slices((x, y, weight)).batch(16)
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         history = classifier.fit(dataset, epochs=2, verbose=0)
         self.assertTrue(np.isfinite(history.history["loss"]).all())
 
     def test_saving(self):
         data, x, y, _ = expanded(num_rows=64)
         vocabulary = keras_t2t.TeacherVocabulary(["calm", "bold", "biased"])
-        classifier = feature_classifier(teacher_vocabulary=vocabulary)
+        classifier = tiny_classifier(teacher_vocabulary=vocabulary)
         classifier.fit(x, y, epochs=1, batch_size=32, verbose=0)
         revived = self.run_model_saving_test(classifier, x)
         self.assertEqual(revived.teacher_vocabulary, vocabulary)
@@ -79,7 +63,7 @@ class Teacher2TaskClassifierTest(TestCase):
         revived.fit(x, y, epochs=1, batch_size=32, verbose=0)
 
     def test_serialization(self):
-        classifier = feature_classifier(
+        classifier = tiny_classifier(
             num_labels=2,
             teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b", "c"]),
             dropout=0.1,
@@ -90,7 +74,7 @@ class Teacher2TaskClassifierTest(TestCase):
 
     def test_predict_defaults_to_the_ground_truth_task(self):
         data, _, _, _ = expanded(num_rows=16)
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         implicit = classifier.predict(data["inputs"], verbose=0)
         explicit = classifier.predict(
             {**data["inputs"], "teacher_id": np.zeros(16, "int32")}, verbose=0
@@ -109,7 +93,7 @@ class Teacher2TaskClassifierTest(TestCase):
         self.assertTrue(((implicit > 0) & (implicit < 1)).all())
 
     def test_predict_on_no_rows_is_empty(self):
-        classifier = feature_classifier(num_labels=2)
+        classifier = tiny_classifier(num_labels=2)
         none = {"features": np.zeros((0, 5, 8), "float32")}
         self.assertEqual(classifier.predict(none, verbose=0).shape, (0, 2))
         every_task = classifier.predict(none, all_tasks=True, verbose=0)
@@ -126,7 +110,7 @@ class Teacher2TaskClassifierTest(TestCase):
         # batches left it unable to).
         some = {"features": np.random.rand(3, 5, 8).astype("float32")}
         self.assertEqual(classifier.predict(some, verbose=0).shape, (3, 2))
-        packed = packed_classifier()
+        packed = tiny_classifier(tiny_backbone(task_layout="packed"))
         self.assertEqual(packed.predict(none, verbose=0).shape, (0, 1))
         every_task = packed.predict(none, all_tasks=True, verbose=0)
         self.assertEqual(every_task.shape, (0, 4, 1))
@@ -134,11 +118,8 @@ class Teacher2TaskClassifierTest(TestCase):
         from tests.data.test_text import tokenizer
 
         t5 = tokenizer()
-        backbone = Teacher2TaskBackbone(
-            num_teachers=3, vocabulary_size=t5.vocabulary_size(), **TINY
-        )
-        text = Teacher2TaskClassifier(
-            backbone,
+        text = tiny_classifier(
+            tiny_backbone(vocabulary_size=t5.vocabulary_size()),
             preprocessor=keras_t2t.models.Teacher2TaskPreprocessor(t5, 8),
         )
         self.assertEqual(text.predict({"text": []}, verbose=0).shape, (0, 1))
@@ -149,7 +130,7 @@ class Teacher2TaskClassifierTest(TestCase):
         y = y.copy()
         y[::2] = np.nan
         y[1::4, 0] = np.nan
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         for _ in range(3):
             classifier.train_on_batch(
                 {name: value[:32] for name, value in x.items()}, y[:32]
@@ -160,7 +141,7 @@ class Teacher2TaskClassifierTest(TestCase):
 
     def test_metrics_see_only_the_ground_truth_task(self):
         _, x, y, _ = expanded(num_rows=128)
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         results = classifier.evaluate(
             x, y, batch_size=1000, return_dict=True, verbose=0
         )
@@ -185,7 +166,7 @@ class Teacher2TaskClassifierTest(TestCase):
         _, x, y, _ = expanded(num_rows=32)
         teachers_only = x["teacher_id"] > 0
         x = {name: value[teachers_only] for name, value in x.items()}
-        results = feature_classifier().evaluate(
+        results = tiny_classifier().evaluate(
             x, y[teachers_only], return_dict=True, verbose=0
         )
         self.assertTrue(np.isfinite(results["loss"]))
@@ -193,7 +174,7 @@ class Teacher2TaskClassifierTest(TestCase):
 
     def test_teacher_id_outside_the_vocabulary(self):
         _, x, y, _ = expanded(num_rows=16)
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         x["teacher_id"] = x["teacher_id"].copy()
         x["teacher_id"][5] = 4
         with pytest.raises(
@@ -210,16 +191,16 @@ class Teacher2TaskClassifierTest(TestCase):
         with pytest.raises(
             Exception, match=r"teacher_id.{0,2} must be in \[0, 3\]"
         ):
-            feature_classifier().fit(dataset, verbose=0)
+            tiny_classifier().fit(dataset, verbose=0)
 
     def test_feature_dim_mismatch(self):
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         with pytest.raises(ValueError, match=r"feature_dim=8.*\(4, 5, 7\)"):
             classifier.predict({"features": np.zeros((4, 5, 7))}, verbose=0)
 
     def test_num_labels_mismatch(self):
         _, x, y, _ = expanded(num_rows=16)
-        classifier = feature_classifier(num_labels=2)
+        classifier = tiny_classifier(num_labels=2)
         with pytest.raises(ValueError, match=r"num_labels=2.*\(\d+, 1\)"):
             classifier.fit(x, y, verbose=0)
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
@@ -227,7 +208,7 @@ class Teacher2TaskClassifierTest(TestCase):
             classifier.fit(dataset, verbose=0)
 
     def test_unexpected_and_missing_inputs(self):
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         with pytest.raises(
             ValueError, match=r"Unexpected input\(s\) \['text'\]"
         ):
@@ -240,7 +221,7 @@ class Teacher2TaskClassifierTest(TestCase):
 
     def test_vocabulary_must_match_the_backbone(self):
         with pytest.raises(ValueError, match=r"2 teachers.*num_teachers=3"):
-            feature_classifier(
+            tiny_classifier(
                 teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b"])
             )
 
@@ -249,7 +230,7 @@ class Teacher2TaskClassifierTest(TestCase):
 
         def trained(**kwargs):
             keras.utils.set_random_seed(7)
-            classifier = feature_classifier()
+            classifier = tiny_classifier()
             history = classifier.fit(
                 x, y, sample_weight=weight, batch_size=16, verbose=0, **kwargs
             )
@@ -262,19 +243,6 @@ class Teacher2TaskClassifierTest(TestCase):
         self.assertGreater(float(np.abs(shuffled - in_order).max()), 1e-4)
         self.assertIn("val_loss", history)
         self.assertIn("val_pr_auc", history)
-
-
-def packed_classifier(
-    num_labels=1, num_teachers=3, max_sequence_length=None, **kwargs
-):
-    backbone = Teacher2TaskBackbone(
-        num_teachers=num_teachers,
-        feature_dim=8,
-        task_layout="packed",
-        max_sequence_length=max_sequence_length,
-        **TINY,
-    )
-    return Teacher2TaskClassifier(backbone, num_labels=num_labels, **kwargs)
 
 
 def packed_table(num_rows=128, num_labels=1):
@@ -292,7 +260,9 @@ class PackedTeacher2TaskClassifierTest(TestCase):
     def test_fit_lowers_the_loss(self):
         data, y = packed_table(num_rows=256, num_labels=2)
         for normalize in ("entries", "tasks"):
-            classifier = packed_classifier(num_labels=2)
+            classifier = tiny_classifier(
+                tiny_backbone(task_layout="packed"), num_labels=2
+            )
             classifier.compile(
                 loss=keras_t2t.losses.MaskedMultiTaskLoss(normalize=normalize)
             )
@@ -316,13 +286,17 @@ class PackedTeacher2TaskClassifierTest(TestCase):
             packed=True,
             batch_size=16,
         )
-        classifier = packed_classifier(teacher_vocabulary=vocabulary)
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="packed"), teacher_vocabulary=vocabulary
+        )
         history = classifier.fit(dataset, epochs=2, verbose=0)
         self.assertTrue(np.isfinite(history.history["loss"]).all())
 
     def test_predict_reads_one_task_or_all(self):
         data, _ = packed_table(num_rows=10, num_labels=2)
-        classifier = packed_classifier(num_labels=2)
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="packed"), num_labels=2
+        )
         ground_truth = classifier.predict(data["inputs"], verbose=0)
         every_task = classifier.predict(
             data["inputs"], all_tasks=True, verbose=0
@@ -333,7 +307,7 @@ class PackedTeacher2TaskClassifierTest(TestCase):
 
     def test_per_example_all_tasks_match_their_teacher_ids(self):
         data, x, _, _ = expanded(num_rows=6)
-        classifier = feature_classifier()
+        classifier = tiny_classifier()
         every_task = classifier.predict(
             data["inputs"], all_tasks=True, verbose=0
         )
@@ -349,7 +323,7 @@ class PackedTeacher2TaskClassifierTest(TestCase):
 
     def test_metrics_read_the_ground_truth_task(self):
         data, y = packed_table(num_rows=64)
-        classifier = packed_classifier()
+        classifier = tiny_classifier(tiny_backbone(task_layout="packed"))
         classifier.compile()
         scores = classifier.predict(data["inputs"], verbose=0)
         results = classifier.evaluate(
@@ -363,7 +337,8 @@ class PackedTeacher2TaskClassifierTest(TestCase):
 
     def test_saving(self):
         data, y = packed_table(num_rows=32)
-        classifier = packed_classifier(
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="packed"),
             teacher_vocabulary=keras_t2t.TeacherVocabulary(["a", "b", "c"]),
         )
         classifier.compile(
@@ -379,14 +354,8 @@ class PackedTeacher2TaskClassifierTest(TestCase):
 
     def test_mixed_bfloat16_fit_trains(self):
         data, y = packed_table(num_rows=128)
-        backbone = Teacher2TaskBackbone(
-            num_teachers=3,
-            feature_dim=8,
-            task_layout="packed",
-            dtype="mixed_bfloat16",
-            **TINY,
-        )
-        classifier = Teacher2TaskClassifier(backbone, dtype="mixed_bfloat16")
+        backbone = tiny_backbone(task_layout="packed", dtype="mixed_bfloat16")
+        classifier = tiny_classifier(backbone, dtype="mixed_bfloat16")
         classifier.compile(optimizer=keras.optimizers.Adam(3e-3))
         history = classifier.fit(
             data["inputs"], y, epochs=4, batch_size=32, verbose=0
@@ -405,7 +374,9 @@ class PackedTeacher2TaskClassifierTest(TestCase):
     def test_absolute_positions_fit_save_and_refuse_longer_inputs(self):
         data, y = packed_table(num_rows=32)
         length = data["inputs"]["features"].shape[1]
-        classifier = packed_classifier(max_sequence_length=length)
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="packed", max_sequence_length=length)
+        )
         classifier.compile()
         classifier.fit(data["inputs"], y, epochs=1, batch_size=16, verbose=0)
         revived = self.run_model_saving_test(classifier, data["inputs"])
@@ -423,7 +394,7 @@ class PackedTeacher2TaskClassifierTest(TestCase):
 
     def test_bad_inputs_and_targets(self):
         data, y = packed_table(num_rows=8)
-        classifier = packed_classifier()
+        classifier = tiny_classifier(tiny_backbone(task_layout="packed"))
         with self.assertRaisesRegex(ValueError, "takes no 'teacher_id'"):
             classifier.predict(
                 {**data["inputs"], "teacher_id": np.zeros(8, "int32")}

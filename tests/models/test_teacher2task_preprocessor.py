@@ -12,22 +12,21 @@ from keras_t2t.models import Teacher2TaskPreprocessor
 from tests.data.test_text import corpus
 from tests.data.test_text import t5_preset
 from tests.data.test_text import tokenizer
+from tests.test_case import ONE_LAYER
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_classifier
 
 VOCABULARY = keras_t2t.TeacherVocabulary(["vader", "textblob", "afinn"])
 
 
 def text_classifier(preprocessor, task_layout="per_example", **kwargs):
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=3,
+    backbone = tiny_backbone(
         vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
         task_layout=task_layout,
+        **ONE_LAYER,
     )
-    return Teacher2TaskClassifier(
+    return tiny_classifier(
         backbone,
         teacher_vocabulary=VOCABULARY,
         preprocessor=preprocessor,

@@ -3,19 +3,13 @@ import os
 import keras
 import numpy as np
 
-from keras_t2t.models import Teacher2TaskBackbone
 from keras_t2t.models import Teacher2TaskClassifier
 from keras_t2t.models import Teacher2TaskPretrainer
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
 
-TINY = {
-    "num_teachers": 2,
-    "num_layers": 1,
-    "num_heads": 2,
-    "hidden_dim": 16,
-    "intermediate_dim": 32,
-    "dropout": 0.0,
-}
+# The tests' tiny backbone, one layer and two teachers.
+TINY = {"num_teachers": 2, "num_layers": 1}
 
 
 def counting_tokens(rows=256, length=8, seed=0):
@@ -40,7 +34,7 @@ def smooth_features(rows=256, length=6, dim=4, seed=0):
 
 class Teacher2TaskPretrainerTest(TestCase):
     def test_learns_masked_tokens_into_the_backbone(self):
-        backbone = Teacher2TaskBackbone(
+        backbone = tiny_backbone(
             vocabulary_size=13, task_layout="packed", **TINY
         )
         pretrainer = Teacher2TaskPretrainer(
@@ -78,7 +72,7 @@ class Teacher2TaskPretrainerTest(TestCase):
         self.assertGreater(accuracy, 0.8)
 
     def test_reconstructs_masked_features_per_example_layout(self):
-        backbone = Teacher2TaskBackbone(feature_dim=4, **TINY)
+        backbone = tiny_backbone(feature_dim=4, **TINY)
         pretrainer = Teacher2TaskPretrainer(backbone, mask_rate=0.3, seed=0)
         pretrainer.compile(optimizer=keras.optimizers.Adam(1e-2))
         history = pretrainer.fit(
@@ -88,7 +82,7 @@ class Teacher2TaskPretrainerTest(TestCase):
         self.assertLess(losses[-1], 0.3 * losses[0], losses)
 
     def test_loss_counts_masked_positions_only(self):
-        backbone = Teacher2TaskBackbone(feature_dim=3, **TINY)
+        backbone = tiny_backbone(feature_dim=3, **TINY)
         pretrainer = Teacher2TaskPretrainer(backbone)
         features = np.random.rand(2, 4, 3).astype("float32")
         mask = np.array([[1, 0, 0, 0], [0, 0, 1, 1]], "int32")
@@ -107,7 +101,7 @@ class Teacher2TaskPretrainerTest(TestCase):
         self.assertAllClose(loss, 9.0 / 3, atol=1e-5)
 
     def test_gathered_positions_are_the_masked_ones(self):
-        backbone = Teacher2TaskBackbone(vocabulary_size=13, **TINY)
+        backbone = tiny_backbone(vocabulary_size=13, **TINY)
         pretrainer = Teacher2TaskPretrainer(
             backbone, mask_rate=0.3, max_predictions=6, seed=2
         )
@@ -131,7 +125,7 @@ class Teacher2TaskPretrainerTest(TestCase):
             )
 
     def test_loss_with_gathered_positions(self):
-        backbone = Teacher2TaskBackbone(feature_dim=2, **TINY)
+        backbone = tiny_backbone(feature_dim=2, **TINY)
         pretrainer = Teacher2TaskPretrainer(backbone, max_predictions=2)
         features = np.arange(12, dtype="float32").reshape(1, 6, 2)
         x = {"features": features, "padding_mask": np.ones((1, 6), "int32")}
@@ -146,7 +140,7 @@ class Teacher2TaskPretrainerTest(TestCase):
         self.assertAllClose(pretrainer.compute_loss(x, y_pred=y_pred), 2.0)
 
     def test_saving_and_serialization(self):
-        backbone = Teacher2TaskBackbone(
+        backbone = tiny_backbone(
             vocabulary_size=13, task_layout="packed", **TINY
         )
         pretrainer = Teacher2TaskPretrainer(
@@ -170,7 +164,7 @@ class Teacher2TaskPretrainerTest(TestCase):
         revived.fit(counting_tokens(rows=32), batch_size=16, verbose=0)
 
     def test_compile_refuses_a_loss(self):
-        backbone = Teacher2TaskBackbone(feature_dim=3, **TINY)
+        backbone = tiny_backbone(feature_dim=3, **TINY)
         pretrainer = Teacher2TaskPretrainer(backbone)
         with self.assertRaisesRegex(ValueError, "own masked loss"):
             pretrainer.compile(loss="mse")

@@ -8,7 +8,9 @@ from recipes import common
 from recipes import image_digits
 from recipes import text_sentiment
 from recipes import video_clips
+from tests.test_case import SMALLEST
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
 
 
 def split_args(**overrides):
@@ -196,13 +198,8 @@ class WarmStartRowsTest(TestCase):
 
         keras_t2t.models.Teacher2TaskPretrainer.fit = spy
         try:
-            backbone = keras_t2t.models.Teacher2TaskBackbone(
-                num_teachers=1,
-                vocabulary_size=13,
-                num_layers=1,
-                num_heads=1,
-                hidden_dim=4,
-                intermediate_dim=8,
+            backbone = tiny_backbone(
+                num_teachers=1, vocabulary_size=13, **SMALLEST
             )
             students.warm_start(backbone, task, train, args, seed=0)
         finally:
