@@ -19,16 +19,23 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "train_until_killed.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def train(backup_dir, output, kill_at_step=0, source="arrays"):
+def start(backup_dir, output, kill_at_step=0, source="arrays"):
+    """Starts `train_until_killed.py`; `finish` waits for it."""
     env = dict(os.environ, PYTHONPATH=ROOT, SOURCE=source)
-    process = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, SCRIPT, backup_dir, output, str(kill_at_step)],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
     )
-    return process
+
+
+def finish(process):
+    stdout, stderr = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(
+        process.args, process.returncode, stdout, stderr
+    )
 
 
 def small_classifier(num_teachers=1, **architecture):
@@ -53,7 +60,11 @@ class BackupAndRestoreTest(TestCase):
         directory = self.get_temp_dir()
         backup_dir = os.path.join(directory, "backup")
         unused = os.path.join(directory, "unused")
-        full = train(unused, f"{directory}/full.npz", 0, source)
+        # The uninterrupted run and the one killed mid-way are independent:
+        # they run side by side.
+        full = start(unused, f"{directory}/full.npz", 0, source)
+        killed = start(backup_dir, f"{directory}/killed.npz", 17, source)
+        full, killed = finish(full), finish(killed)
         self.assertEqual(full.returncode, 0, full.stderr[-3000:])
         full = np.load(f"{directory}/full.npz")
         # 3 epochs of 11 batches, uninterrupted.
@@ -61,12 +72,13 @@ class BackupAndRestoreTest(TestCase):
 
         # Killed after step 17, mid-way through the second epoch; the last
         # backup was taken after step 15.
-        killed = train(backup_dir, f"{directory}/killed.npz", 17, source)
         self.assertEqual(killed.returncode, -signal.SIGKILL, killed.stderr)
         with open(os.path.join(backup_dir, "training_metadata.json")) as f:
             self.assertEqual(json.load(f)["step"], 15)
 
-        resumed = train(backup_dir, f"{directory}/resumed.npz", 0, source)
+        resumed = finish(
+            start(backup_dir, f"{directory}/resumed.npz", 0, source)
+        )
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
         resumed = np.load(f"{directory}/resumed.npz")
         # Steps 16-17 are trained again (they were after the last backup),
