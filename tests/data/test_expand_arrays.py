@@ -1,6 +1,9 @@
+import keras
 import numpy as np
 import pytest
 
+from keras_t2t import TeacherVocabulary
+from keras_t2t.data import expand
 from keras_t2t.data import expand_arrays
 from tests.test_case import TestCase
 
@@ -41,6 +44,37 @@ class ExpandArraysTest(TestCase):
         self.assertAllEqual(weight, np.where(x["teacher_id"] == 0, 5.0, 1.0))
         # Row 3 has no value from any source: no example.
         self.assertNotIn(3, x["features"][:, 0, 0] // 6)
+
+    def test_identical_to_expand_on_the_same_table(self):
+        # A thin wrapper over the one expansion: the examples, order and
+        # weights `expand` makes of the same table.
+        table = dict(
+            self.inputs,
+            label=self.labels,
+            a=self.scores[:, 0],
+            b=self.scores[:, 1],
+        )
+        dataset = expand(
+            table,
+            TeacherVocabulary(["a", "b"]),
+            inputs="features",
+            ground_truth="label",
+            ground_truth_weight=5.0,
+            batch_size=100,
+        )
+        expected = keras.tree.map_structure(
+            lambda t: t.numpy(), dataset.get_single_element()
+        )
+        actual = expand_arrays(
+            self.inputs, self.labels, self.scores, ground_truth_weight=5.0
+        )
+        self.assertEqual(len(actual[1]), 5)
+        for got, want in zip(
+            keras.tree.flatten(actual),
+            keras.tree.flatten(expected),
+            strict=True,
+        ):
+            self.assertAllEqual(got, want)
 
     def test_multi_label_keeps_partially_missing_entries(self):
         labels = np.array([[1.0, NAN], [NAN, NAN]])
