@@ -7,9 +7,10 @@
 
 `fit` follows the documented path (README, "From a CSV to fit"): it
 summarises the table, trains a SentencePiece tokenizer on the training
-rows' texts (or reads numeric feature columns), holds out labelled rows for
-validation, trains a packed Teacher2Task student, keeps the checkpoint and
-the reading of the ground truth that score best on validation, and writes
+rows' texts (or reads numeric feature columns, or one column whose cells
+are sequences of vectors), holds out labelled rows for validation, trains
+a packed Teacher2Task student, keeps the checkpoint and the reading of the
+ground truth that score best on validation, and writes
 the run folder: `model.keras`, a TF Serving SavedModel at `serving/1`,
 `run.json` (the table's columns and the validation figures), `report.md`
 (the table's summary and `keras_t2t.diagnostics.teacher_report` on the
@@ -17,8 +18,13 @@ validation rows) and its pictures. `report` prints that report for any
 table with the run's columns. The folder is written aside and renamed at
 the end, so a failed run leaves nothing in `--output`.
 
+The table is read as `keras_t2t.data.expand` reads it: a source cell is
+a number, or a list (a JSON list in a CSV) of one number per label for
+multi-label tables, NaN or empty where missing.
+
 Bad input (a missing column, an unknown teacher, an unreadable file, a
-score out of range) exits with code 2 and one line naming the problem.
+score out of range, a malformed cell) exits with code 2 and one line
+naming the problem, with the row and column of a bad cell.
 """
 
 import argparse
@@ -69,17 +75,20 @@ def _parser():
     fit.add_argument(
         "--inputs",
         required=True,
-        help="The text column, or comma-separated numeric feature columns.",
+        help="The text column, comma-separated numeric feature columns, or "
+        "one column whose cells are lists of vectors (seq, feature_dim).",
     )
     fit.add_argument(
         "--ground-truth",
         required=True,
-        help="The label column (0/1, empty where unknown).",
+        help="The label column (0/1, empty where unknown; a list of 0/1 "
+        "per row for several labels).",
     )
     fit.add_argument(
         "--teachers",
         required=True,
-        help="Comma-separated teacher columns (confidences in [0, 1]).",
+        help="Comma-separated teacher columns (confidences in [0, 1], a "
+        "list per row for several labels).",
     )
     fit.add_argument("--output", required=True, help="The run folder.")
     fit.add_argument(
@@ -129,6 +138,11 @@ def _parser():
     report.add_argument(
         "--output", default=None, help="Write the markdown here as well."
     )
+    report.add_argument(
+        "--per-label",
+        action="store_true",
+        help="One row per teacher and label (several labels).",
+    )
     return parser
 
 
@@ -160,20 +174,25 @@ def _fit(args):
         )
     mode = _input_mode(frame, inputs)
     vocabulary = keras_t2t.TeacherVocabulary(teachers)
-    validation, train_frame = _hold_out(frame, args)
+    model_inputs = _model_inputs(frame, inputs, mode)
+    targets = _targets(frame, model_inputs, vocabulary, args.ground_truth)
+    num_labels = targets.shape[-1]
+    validation, train = _hold_out(targets[:, 0], args)
 
     keras.utils.set_random_seed(args.seed)
-    train_inputs = _model_inputs(train_frame, inputs, mode)
-    validation_inputs = _model_inputs(validation, inputs, mode)
+    train_inputs = _rows(model_inputs, train)
+    validation_inputs = _rows(model_inputs, validation)
     options = dict(
         vocabulary=vocabulary,
         inputs=list(train_inputs),
         ground_truth=args.ground_truth,
     )
     train_table = _source_table(
-        train_frame, train_inputs, teachers, args.ground_truth
+        train_inputs, targets[train], teachers, args.ground_truth
     )
-    classifier = _build_classifier(args, vocabulary, mode, train_frame, inputs)
+    classifier = _build_classifier(
+        args, vocabulary, mode, train_inputs, num_labels
+    )
     summary = keras_t2t.data.summarize(
         train_table,
         **options,
@@ -193,16 +212,12 @@ def _fit(args):
         args.learning_rate, decay_steps=args.steps
     )
     classifier.compile(optimizer=keras.optimizers.Adam(schedule), metrics=[])
-    labelled = ~np.isnan(train_table[args.ground_truth])
-    best = _best_on_validation(
-        labelled=(
-            _rows(train_inputs, labelled),
-            train_table[args.ground_truth][labelled],
-        ),
-        validation=(
-            validation_inputs,
-            validation[args.ground_truth].to_numpy("float32"),
-        ),
+    truth = targets[train, 0]
+    labelled = ~np.isnan(truth).all(axis=1)
+    # Puts the best checkpoint and reading back when training ends.
+    best = keras_t2t.callbacks.BestOnValidation(
+        validation_data=(validation_inputs, targets[validation, 0]),
+        labelled_data=(_rows(train_inputs, labelled), truth[labelled]),
     )
     classifier.fit(
         dataset,
@@ -211,8 +226,6 @@ def _fit(args):
         callbacks=[best],
         verbose=2,
     )
-    classifier.set_weights(best.weights)
-    classifier.combination = best.combination
 
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
@@ -233,13 +246,17 @@ def _fit(args):
             "table": os.path.abspath(args.table),
             "inputs": inputs,
             "input_mode": mode,
+            # The (sequence, feature) shape of a row's input, checked on
+            # the tables of `predict` and `report`.
+            "input_shape": _input_shape(model_inputs, mode),
+            "num_labels": int(num_labels),
             "ground_truth": args.ground_truth,
             "teachers": teachers,
             "ignore_columns": ignored,
             "validation_rows": int(len(validation)),
             "best_step": best.best_step,
-            "validation_pr_auc": best.best,
-            "reading": "combination" if best.combination else "task 0",
+            "validation_pr_auc": best.best_value,
+            "reading": "combination" if best.best_combination else "task 0",
             "settings": {
                 k: v
                 for k, v in vars(args).items()
@@ -250,12 +267,21 @@ def _fit(args):
         with open(os.path.join(scratch, "run.json"), "w") as f:
             json.dump(run, f, indent=2)
         # Teachers and the student on the held-out validation rows.
-        report = _teacher_report(run, validation, classifier)
+        report = keras_t2t.diagnostics.teacher_report(
+            _source_table(
+                validation_inputs,
+                targets[validation],
+                teachers,
+                args.ground_truth,
+            ),
+            **options,
+            classifier=classifier,
+        )
         report.plot(scratch)
         with open(os.path.join(scratch, "report.md"), "w") as f:
             f.write(_fit_report(run, summary))
             f.write("\n## Teachers and the student (validation rows)\n\n")
-            f.write(report.to_markdown())
+            f.write(report.to_markdown(per_label=num_labels == 1))
         if os.path.isdir(args.output):
             os.rmdir(args.output)  # Empty, checked above.
         os.replace(scratch, args.output)
@@ -264,7 +290,8 @@ def _fit(args):
         raise
     print(
         f"Wrote {args.output}: model.keras, serving/1, run.json, report.md "
-        f"(best validation PR-AUC {best.best:.3f} at step {best.best_step}, "
+        f"(best validation PR-AUC {best.best_value:.3f} at step "
+        f"{best.best_step}, "
         f"reading: {run['reading']})."
     )
 
@@ -272,10 +299,11 @@ def _fit(args):
 def _predict(args):
     import pandas as pd
 
-    run, classifier = _load_run(args.model)
+    run = _read_run(args.model)
     frame = _read_table(args.table)
     _check_columns(frame, run["inputs"], args.table)
-    inputs = _model_inputs(frame, run["inputs"], run["input_mode"])
+    inputs = _model_inputs(frame, run["inputs"], run["input_mode"], run)
+    classifier = _load_model(args.model)  # After the table's checks.
     scores = classifier.predict(inputs, verbose=0)
     tasks = classifier.predict(inputs, all_tasks=True, verbose=0)
     names = ["ground_truth"] + list(run["teachers"])
@@ -291,9 +319,10 @@ def _predict(args):
 
 
 def _report(args):
-    run, classifier = _load_run(args.model)
+    run = _read_run(args.model)
     frame = _read_table(args.table)
-    text = _teacher_report(run, frame, classifier).to_markdown()
+    report = _teacher_report(run, frame, args.model)
+    text = report.to_markdown(per_label=args.per_label)
     print(text)
     if args.output:
         with open(args.output, "w") as f:
@@ -351,6 +380,9 @@ def _input_mode(frame, inputs):
 
     numeric = [name for name in inputs if is_numeric_dtype(frame[name])]
     if len(inputs) == 1 and not numeric:
+        cells = frame[inputs[0]].dropna()
+        if len(cells) and _is_list(cells.iloc[0]):
+            return "sequence"
         return "text"
     if len(numeric) != len(inputs):
         text = [name for name in inputs if name not in numeric]
@@ -361,10 +393,10 @@ def _input_mode(frame, inputs):
     return "features"
 
 
-def _hold_out(frame, args):
-    """`(validation rows, training rows)`: a share of the labelled rows."""
-    truth = frame[args.ground_truth]
-    labelled = np.flatnonzero(truth.notna().to_numpy())
+def _hold_out(truth, args):
+    """`(validation rows, training rows)`: a share of the labelled rows
+    (a row with any label known), as index arrays."""
+    labelled = np.flatnonzero(~np.isnan(truth).all(axis=1))
     if len(labelled) < 4:
         raise UsageError(
             f"Column {args.ground_truth!r} has {len(labelled)} labelled "
@@ -374,38 +406,139 @@ def _hold_out(frame, args):
     rng = np.random.default_rng(args.seed)
     count = max(2, int(round(len(labelled) * args.validation_share)))
     chosen = rng.permutation(labelled)[: min(count, len(labelled) - 2)]
-    values = truth.to_numpy()[chosen]
-    if len(np.unique(values)) < 2:
+    values = truth[chosen]
+    values = values[~np.isnan(values)]
+    if not (values == 1).any() or not (values == 0).any():
         raise UsageError(
             f"The {len(chosen)} validation rows held out from "
-            f"{args.ground_truth!r} are all {values[0]}; label more rows "
+            f"{args.ground_truth!r} are all {values[0]:g}; label more rows "
             "of both classes."
         )
-    is_validation = np.zeros(len(frame), bool)
+    is_validation = np.zeros(len(truth), bool)
     is_validation[chosen] = True
-    return frame[is_validation], frame[~is_validation]
+    return np.flatnonzero(is_validation), np.flatnonzero(~is_validation)
 
 
-def _model_inputs(frame, inputs, mode):
-    """The model's inputs for `frame`'s rows."""
+def _model_inputs(frame, inputs, mode, run=None):
+    """The model's inputs for `frame`'s rows; with `run`, checked to have
+    the shape the run was fitted on."""
     if mode == "text":
         texts = frame[inputs[0]].astype(str).to_numpy().astype(str)
         return {"text": texts}
+    if mode == "sequence":
+        shape = tuple(run["input_shape"]) if run else None
+        return {"features": _vector_sequences(frame[inputs[0]], shape)}
+    for name in inputs:
+        try:
+            frame[name].to_numpy("float32")
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"--inputs: column {name!r} must hold numbers, as in the "
+                "table the run was fitted on."
+            ) from None
     return {"features": frame[inputs].to_numpy("float32")[:, :, None]}
 
 
-def _source_table(frame, inputs, teachers, ground_truth):
-    """The model inputs with the teachers' and the ground truth's columns;
-    a non-numeric score is refused by column."""
-    table = dict(inputs)
-    for name in teachers + [ground_truth]:
-        try:
-            table[name] = frame[name].to_numpy("float32")
-        except (TypeError, ValueError) as error:
+def _input_shape(inputs, mode):
+    if mode == "text":
+        return None
+    return list(inputs["features"].shape[1:])
+
+
+def _is_list(value):
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _vector_sequences(column, shape=None):
+    """A column whose cells are sequences of vectors as float32 `(rows,
+    seq, feature_dim)`; a cell holding a flat list is a sequence of scalars
+    `(seq, 1)`. A malformed cell (missing, text, ragged vectors, another
+    shape than row 0's or than `shape`) is an error naming its row."""
+    name = column.name
+    arrays = []
+    for index, cell in enumerate(column.to_numpy()):
+        where = f"Row {index}: column {name!r}"
+        if not _is_list(cell) or len(cell) == 0:
             raise UsageError(
-                f"Column {name!r} must hold numbers (empty where missing): "
-                f"{error}"
+                f"{where} holds {_short(cell)}, not a list of vectors; "
+                "every row of a sequence input needs one (pad short ones)."
+            )
+        nested = [_is_list(item) for item in cell]
+        if any(nested) and not all(nested):
+            raise UsageError(
+                f"{where} mixes numbers and vectors; a cell is a list of "
+                "vectors of one size (or a list of numbers)."
+            )
+        if all(nested):
+            sizes = [len(item) for item in cell]
+            if len(set(sizes)) > 1:
+                bad = next(i for i, n in enumerate(sizes) if n != sizes[0])
+                raise UsageError(
+                    f"{where} holds ragged vectors: vector 0 has {sizes[0]} "
+                    f"values, vector {bad} has {sizes[bad]}. Every vector "
+                    "needs the same size."
+                )
+        try:
+            array = np.asarray(
+                [np.asarray(item, "float32") for item in cell], "float32"
+            )
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"{where} holds a value that is not a number; vectors hold "
+                "numbers."
             ) from None
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise UsageError(
+                f"{where} holds vectors of shape {array.shape[1:]}; a cell "
+                "is a list of flat vectors (seq, feature_dim)."
+            )
+        if not np.isfinite(array).all():
+            raise UsageError(
+                f"{where} holds NaN or an infinity; input vectors must be "
+                "finite."
+            )
+        expected, origin = shape, "the run was fitted on"
+        if shape is None and arrays:
+            expected, origin = arrays[0].shape, "row 0 holds"
+        if expected and array.shape != tuple(expected):
+            raise UsageError(
+                f"{where} holds {array.shape[0]} vector(s) of "
+                f"{array.shape[1]} value(s); {origin} {expected[0]} of "
+                f"{expected[1]}. Every row needs the same shape (pad "
+                "shorter sequences)."
+            )
+        arrays.append(array)
+    return np.stack(arrays)
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _targets(frame, inputs, vocabulary, ground_truth):
+    """The `(rows, 1 + N, num_labels)` targets of `frame`, read and checked
+    by the library's table reader, as `expand` reads them: a bad cell is
+    an error naming its row and column."""
+    from keras_t2t.data import sources
+
+    table = dict(inputs)
+    for name in (ground_truth, *vocabulary.teachers):
+        table[name] = frame[name].to_numpy()
+    spec = sources.TableSpec(
+        vocabulary, inputs=list(inputs), ground_truth=ground_truth
+    )
+    return sources.read_rows(table, spec).targets
+
+
+def _source_table(inputs, targets, teachers, ground_truth):
+    """The model inputs with every source's `(rows, num_labels)` column."""
+    table = dict(inputs)
+    table[ground_truth] = targets[:, 0]
+    for k, name in enumerate(teachers, start=1):
+        table[name] = targets[:, k]
     return table
 
 
@@ -413,7 +546,7 @@ def _rows(inputs, keep):
     return {name: value[keep] for name, value in inputs.items()}
 
 
-def _build_classifier(args, vocabulary, mode, train_frame, inputs):
+def _build_classifier(args, vocabulary, mode, train_inputs, num_labels):
     import keras_hub
 
     import keras_t2t
@@ -422,6 +555,7 @@ def _build_classifier(args, vocabulary, mode, train_frame, inputs):
     if mode == "text" and args.preset:
         return models.Teacher2TaskClassifier.from_preset(
             args.preset,
+            num_labels=num_labels,
             teacher_vocabulary=vocabulary,
             task_layout="packed",
             sequence_length=args.sequence_length,
@@ -437,7 +571,7 @@ def _build_classifier(args, vocabulary, mode, train_frame, inputs):
     preprocessor = None
     if mode == "text":
         proto = keras_t2t.data.train_sentencepiece(
-            train_frame[inputs[0]].astype(str),
+            list(train_inputs["text"]),
             vocabulary_size=args.vocabulary_size,
         )
         tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
@@ -448,18 +582,21 @@ def _build_classifier(args, vocabulary, mode, train_frame, inputs):
             vocabulary_size=tokenizer.vocabulary_size(), **size
         )
     else:
-        # One position per feature column, each knowing its column.
+        # A learned position per feature column, or per vector of a
+        # sequence (a patch of an image needs to know where it is).
+        length, feature_dim = train_inputs["features"].shape[1:]
         backbone = models.Teacher2TaskBackbone(
-            feature_dim=1, max_sequence_length=len(inputs), **size
+            feature_dim=feature_dim, max_sequence_length=length, **size
         )
     return models.Teacher2TaskClassifier(
-        backbone, teacher_vocabulary=vocabulary, preprocessor=preprocessor
+        backbone,
+        num_labels=num_labels,
+        teacher_vocabulary=vocabulary,
+        preprocessor=preprocessor,
     )
 
 
-def _load_run(folder):
-    import keras_t2t
-
+def _read_run(folder):
     path = os.path.join(folder, "run.json")
     if not os.path.isfile(path):
         raise UsageError(
@@ -467,11 +604,13 @@ def _load_run(folder):
             "run.json)."
         )
     with open(path) as f:
-        run = json.load(f)
-    classifier = keras_t2t.models.load_model(
-        os.path.join(folder, "model.keras")
-    )
-    return run, classifier
+        return json.load(f)
+
+
+def _load_model(folder):
+    import keras_t2t
+
+    return keras_t2t.models.load_model(os.path.join(folder, "model.keras"))
 
 
 def _fit_report(run, summary):
@@ -496,53 +635,27 @@ def _fit_report(run, summary):
     return "\n".join(lines)
 
 
-def _teacher_report(run, frame, classifier):
+def _teacher_report(run, frame, folder):
+    """The diagnostics report of `frame` with the run's model, loaded once
+    the table's columns and cells are checked."""
     import keras_t2t
 
+    vocabulary = keras_t2t.TeacherVocabulary(run["teachers"])
     _check_columns(frame, run["teachers"] + [run["ground_truth"]], "TABLE")
-    inputs = _model_inputs(frame, run["inputs"], run["input_mode"])
-    table = _source_table(frame, inputs, run["teachers"], run["ground_truth"])
+    inputs = _model_inputs(frame, run["inputs"], run["input_mode"], run)
+    targets = _targets(frame, inputs, vocabulary, run["ground_truth"])
+    if targets.shape[-1] != run.get("num_labels", 1):
+        raise UsageError(
+            f"The table holds {targets.shape[-1]} label(s) per row; the run "
+            f"was fitted on {run.get('num_labels', 1)}."
+        )
     return keras_t2t.diagnostics.teacher_report(
-        table,
-        keras_t2t.TeacherVocabulary(run["teachers"]),
+        _source_table(inputs, targets, run["teachers"], run["ground_truth"]),
+        vocabulary,
         inputs=list(inputs),
         ground_truth=run["ground_truth"],
-        classifier=classifier,
+        classifier=_load_model(folder),
     )
-
-
-def _best_on_validation(labelled, validation):
-    """A callback keeping the weights and the reading with the best
-    validation PR-AUC: at each epoch end the task combination is refitted
-    on the labelled training rows and kept only where it beats task 0 on
-    validation (`Teacher2TaskClassifier.fit_combination`); the better of
-    the two scores the checkpoint."""
-    import keras
-
-    class BestOnValidation(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.best, self.best_step, self.steps = -1.0, 0, 0
-            self.weights = self.combination = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.steps += 1
-
-        def on_epoch_end(self, epoch, logs=None):
-            report = self.model.fit_combination(
-                *labelled, validation_data=validation
-            )
-            value = max(report["task_0"], report["combined"])
-            print(
-                f"step {self.steps}: validation PR-AUC {value:.3f} (task 0 "
-                f"{report['task_0']:.3f}, combined {report['combined']:.3f})"
-            )
-            if value > self.best:
-                self.best, self.best_step = value, self.steps
-                self.weights = self.model.get_weights()
-                self.combination = self.model.combination
-
-    return BestOnValidation()
 
 
 if __name__ == "__main__":

@@ -295,3 +295,189 @@ class FeatureTableTest(TestCase):
         result = run_cli("predict", output, path, "--output", predictions)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertEqual(len(pd.read_csv(predictions)), 120)
+
+
+IMAGE_TEACHERS = ("sharp", "blurred", "human")
+
+
+def patch_images(rows=120, seed=0):
+    """A table shaped like the image recipe's: per row a sequence of 16
+    patch vectors of 4 values, 10 one-hot labels (a list per cell, None
+    where unknown), teachers scoring a list of 10 confidences per row
+    (`human` only some rows; None where it did not score)."""
+    rng = np.random.default_rng(seed)
+    digits = rng.integers(0, 10, rows)
+    patches = rng.random((rows, 16, 4)).astype("float32") * 0.2
+    patches[np.arange(rows), digits] += 0.8  # The digit's patch lights up.
+    one_hot = np.eye(10)[digits]
+    sharp = np.clip(one_hot * 0.7 + rng.random((rows, 10)) * 0.3, 0, 1)
+    blurred = np.full((rows, 10), 0.1) + one_hot * rng.random((rows, 1)) * 0.5
+    records = []
+    for row in range(rows):
+        records.append(
+            {
+                "patches": [list(map(float, p)) for p in patches[row]],
+                "label": list(one_hot[row]) if row % 3 == 0 else None,
+                "sharp": list(sharp[row]),
+                "blurred": list(blurred[row]),
+                "human": list(one_hot[row]) if row % 4 == 0 else None,
+            }
+        )
+    return pd.DataFrame(records)
+
+
+IMAGE_TABLE = [
+    "--inputs", "patches", "--ground-truth", "label",
+    "--teachers", ",".join(IMAGE_TEACHERS),
+]  # fmt: skip
+
+
+class ImageTableTest(TestCase):
+    """A multi-label Parquet table of vector sequences: fit, predict and
+    report, one subprocess each, run once for every test."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+
+        cls.root = tempfile.mkdtemp()
+        cls.table = os.path.join(cls.root, "images.parquet")
+        patch_images().to_parquet(cls.table)
+        cls.run_dir = os.path.join(cls.root, "run")
+        cls.fit = run_cli(
+            "fit", cls.table, *IMAGE_TABLE, "--output", cls.run_dir, *TINY
+        )
+        cls.predictions = os.path.join(cls.root, "predictions.csv")
+        cls.predict = run_cli(
+            "predict", cls.run_dir, cls.table, "--output", cls.predictions
+        )
+        cls.report = run_cli("report", cls.run_dir, cls.table, "--per-label")
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+
+        shutil.rmtree(cls.root, ignore_errors=True)
+
+    def test_fit_reads_labels_and_vector_sequences(self):
+        self.assertEqual(self.fit.returncode, 0, self.fit.stderr[-3000:])
+        with open(os.path.join(self.run_dir, "run.json")) as f:
+            run = json.load(f)
+        self.assertEqual(run["input_mode"], "sequence")
+        self.assertEqual(run["input_shape"], [16, 4])
+        self.assertEqual(run["num_labels"], 10)
+        with open(os.path.join(self.run_dir, "report.md")) as f:
+            report = f.read()
+        for teacher in IMAGE_TEACHERS:
+            self.assertIn(f"| {teacher} |", report)
+
+    def test_predict_writes_a_column_per_label(self):
+        self.assertEqual(
+            self.predict.returncode, 0, self.predict.stderr[-3000:]
+        )
+        predictions = pd.read_csv(self.predictions)
+        self.assertEqual(len(predictions), 120)
+        expected = ["row"]
+        for label in range(10):
+            expected.append(f"confidence_{label}")
+            for name in ("ground_truth", *IMAGE_TEACHERS):
+                expected.append(f"task_{name}_{label}")
+        self.assertEqual(list(predictions.columns), expected)
+        values = predictions.drop(columns="row").to_numpy()
+        self.assertTrue(((values >= 0) & (values <= 1)).all())
+
+    def test_report_per_label(self):
+        self.assertEqual(self.report.returncode, 0, self.report.stderr[-3000:])
+        text = self.report.stdout
+        self.assertIn("120 rows", text)
+        # A row per teacher and label; `human` scored every 4th row.
+        for teacher in IMAGE_TEACHERS:
+            for label in (0, 9):
+                self.assertIn(f"| {teacher} | {label} |", text)
+        self.assertIn("| human | 0 | 30 |", text)
+
+    def test_predict_refuses_another_shape(self):
+        frame = patch_images(rows=8)
+        frame.at[0, "patches"] = frame.at[0, "patches"][:15]
+        path = os.path.join(self.root, "short.parquet")
+        frame.to_parquet(path)
+        output = os.path.join(self.root, "unused.csv")
+        stderr = self.cli_exits_2(
+            "predict", self.run_dir, path, "--output", output
+        )
+        self.assertIn(
+            "Row 0: column 'patches' holds 15 vector(s) of 4 value(s); the "
+            "run was fitted on 16 of 4",
+            stderr,
+        )
+        self.assertFalse(os.path.exists(output))
+
+    def cli_exits_2(self, *args):
+        from contextlib import redirect_stderr
+        from io import StringIO
+
+        stderr = StringIO()
+        with redirect_stderr(stderr):
+            self.assertEqual(cli.main(list(args)), 2, stderr.getvalue())
+        lines = stderr.getvalue().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        return lines[0]
+
+
+class MalformedCellsTest(TestCase):
+    """Malformed cells of an image-shaped table, in this process: each
+    is refused before training, naming its row and column."""
+
+    def fit_exits_2(self, frame, message):
+        from contextlib import redirect_stderr
+        from io import StringIO
+
+        root = self.get_temp_dir()
+        path = os.path.join(root, "images.parquet")
+        frame.to_parquet(path)
+        output = os.path.join(root, "run")
+        stderr = StringIO()
+        with redirect_stderr(stderr):
+            code = cli.main(
+                ["fit", path, *IMAGE_TABLE, "--output", output, *TINY]
+            )
+        self.assertEqual(code, 2, stderr.getvalue())
+        lines = stderr.getvalue().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn(message, lines[0])
+        self.assertEqual(os.listdir(root), ["images.parquet"])
+
+    def test_ragged_vectors(self):
+        frame = patch_images(rows=12)
+        frame.at[5, "patches"] = [[0.1] * 4] * 3 + [[0.1] * 3] + [[0.1] * 4]
+        self.fit_exits_2(
+            frame,
+            "Row 5: column 'patches' holds ragged vectors: vector 0 has 4 "
+            "values, vector 3 has 3",
+        )
+
+    def test_another_sequence_length(self):
+        frame = patch_images(rows=12)
+        frame.at[7, "patches"] = frame.at[7, "patches"][:15]
+        self.fit_exits_2(
+            frame,
+            "Row 7: column 'patches' holds 15 vector(s) of 4 value(s); row 0 "
+            "holds 16 of 4",
+        )
+
+    def test_missing_input(self):
+        frame = patch_images(rows=12)
+        frame.at[2, "patches"] = None
+        self.fit_exits_2(frame, "Row 2: column 'patches' holds None")
+
+    def test_a_teacher_with_another_number_of_labels(self):
+        frame = patch_images(rows=12)
+        frame.at[3, "sharp"] = frame.at[3, "sharp"][:9]
+        self.fit_exits_2(
+            frame, "Row 3: column 'sharp' holds 9 label(s), row 0 holds 10"
+        )
+
+    def test_a_score_out_of_range_in_a_list(self):
+        frame = patch_images(rows=12)
+        frame.at[4, "blurred"] = [0.1] * 9 + [3.0]
+        self.fit_exits_2(frame, "Row 4: teacher 'blurred' (column 'blurred'")
