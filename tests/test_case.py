@@ -45,16 +45,13 @@ def tiny_backbone(**config):
     return Teacher2TaskBackbone(**config)
 
 
-def tiny_classifier(backbone=None, compile=False, **kwargs):
+def tiny_classifier(backbone=None, **kwargs):
     """A `Teacher2TaskClassifier` on `backbone` (`tiny_backbone()`).
 
-    `kwargs` go to the classifier; `compile=True` compiles it with its
-    defaults.
+    `kwargs` go to the classifier (`compile=False` too: a KerasHub task
+    compiles itself with its defaults unless told not to).
     """
-    classifier = Teacher2TaskClassifier(backbone or tiny_backbone(), **kwargs)
-    if compile:
-        classifier.compile()
-    return classifier
+    return Teacher2TaskClassifier(backbone or tiny_backbone(), **kwargs)
 
 
 class TestCase(unittest.TestCase):

@@ -41,7 +41,9 @@ def finish(process):
 def small_classifier(num_teachers=1, **architecture):
     config = {**SMALLEST, **architecture}
     backbone = tiny_backbone(num_teachers=num_teachers, feature_dim=2, **config)
-    return tiny_classifier(backbone, compile=True)
+    classifier = tiny_classifier(backbone)
+    classifier.compile()
+    return classifier
 
 
 class BackupAndRestoreTest(TestCase):

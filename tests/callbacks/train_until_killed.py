@@ -81,7 +81,8 @@ def main():
         dropout=float(os.environ.get("DROPOUT", "0.1")),
         task_layout="packed" if SOURCE == "packed" else "per_example",
     )
-    classifier = tiny_classifier(backbone, compile=True)
+    classifier = tiny_classifier(backbone)
+    classifier.compile()
     record = RecordSteps()
     history = classifier.fit(
         **data,  # 11 batches per epoch, the last one short.
