@@ -364,7 +364,7 @@ def _column(columns, name, role):
 
 def _wide_rows(columns, spec, first_row=0):
     inputs = {
-        name: _stack_input(_column(columns, name, "input"), name)
+        name: _stack_input(_column(columns, name, "input"), name, first_row)
         for name in spec.inputs
     }
     num_rows = _num_rows(inputs, columns, spec)
@@ -625,7 +625,9 @@ def _check_one_input_per_item(values, first_rows, rows, items, name):
         )
 
 
-def _stack_input(values, name):
+def _stack_input(values, name, first_row=0):
+    """An input column as one array; errors name the row (`first_row` is
+    the table row of `values[0]`)."""
     values = np.asarray(values)
     if values.dtype != object:
         return values
@@ -633,23 +635,39 @@ def _stack_input(values, name):
     text = (str, bytes)
     if first is None or any(isinstance(value, text) for value in values):
         # A column with any text holds text: every row needs a string.
-        for index, value in enumerate(values):
+        for row, value in enumerate(values, first_row):
             if not isinstance(value, (str, bytes)):
                 raise ValueError(
-                    f"Row {index}: input {name!r} is {value!r}; this column "
+                    f"Row {row}: input {name!r} is {value!r}; this column "
                     "holds text, so every row needs a string."
                 )
         return values.astype(str)
-    arrays = [np.asarray(value) for value in values]
+    arrays = [_dense(value) for value in values]
     shape = arrays[0].shape
-    for index, array in enumerate(arrays):
+    for row, array in enumerate(arrays, first_row):
         if array.shape != shape:
             raise ValueError(
-                f"Row {index}: input {name!r} has shape {array.shape}, row 0 "
-                f"has {shape}. Feature inputs need one shape; pad them and "
-                "pass a padding mask column."
+                f"Row {row}: input {name!r} has shape {array.shape}, row "
+                f"{first_row} has {shape}. Feature inputs need one shape; pad "
+                "them and pass a padding mask column."
+            )
+        if array.dtype == object:
+            raise ValueError(
+                f"Row {row}: input {name!r} is not an array of numbers (its "
+                "vectors differ in size, or it holds text or None); a "
+                "feature cell is a number, or vectors of one size."
             )
     return np.stack(arrays)
+
+
+def _dense(value):
+    """A cell as one array: Parquet's list of lists arrives as an array of
+    arrays (dtype object), which `np.asarray` leaves as it is."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        parts = [_dense(part) for part in value]
+        if len({part.shape for part in parts}) <= 1:
+            return np.array(parts) if parts else value
+    return np.asarray(value)
 
 
 def _num_rows(inputs, columns, spec):

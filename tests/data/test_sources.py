@@ -99,6 +99,48 @@ class SourcesTest(TableTestCase):
         to_frame(self.table).to_parquet(self.path("table.parquet"))
         self.assert_expands_to_expected(self.path("table.parquet"))
 
+    def test_parquet_column_of_vector_sequences(self):
+        # Parquet keeps a `(seq, feature_dim)` cell as a list of lists,
+        # which pandas reads back as an array of arrays.
+        features = np.random.rand(15, 4, 3).astype("float32")
+        table = {k: v for k, v in self.table.items() if k != "text"}
+        frame = to_frame(table)
+        frame["features"] = [[list(v) for v in cell] for cell in features]
+        frame.to_parquet(self.path("vectors.parquet"))
+        inputs = ["row", "features"]
+        read = expand(self.path("vectors.parquet"), VOCABULARY, inputs, "label")
+        given = expand(
+            {**table, "features": features}, VOCABULARY, inputs, "label"
+        )
+        read, given = list(read.as_numpy_iterator()), list(given)
+        self.assertEqual(len(read), len(given))
+        for batch, expected in zip(read, given, strict=True):
+            x, expected_x = batch[0], expected[0]
+            self.assertEqual(x["features"].shape, (4, 3))
+            self.assertAllClose(x["features"], expected_x["features"])
+            for part, expected_part in zip(
+                batch[1:], expected[1:], strict=True
+            ):
+                self.assertAllClose(part, expected_part)
+
+    def test_ragged_vectors_in_a_parquet_cell_name_the_row(self):
+        features = [[[0.5, 0.5], [0.5, 0.5]] for _ in range(15)]
+        features[6] = [[0.5, 0.5], [0.5]]
+        frame = to_frame({k: v for k, v in self.table.items() if k != "text"})
+        frame["features"] = features
+        frame.to_parquet(self.path("ragged.parquet"))
+        # Refused when the table is read: at once, or, streamed, when its
+        # block is reached.
+        with self.assertRaisesRegex(Exception, "Row 6: input 'features'"):
+            collect(
+                expand(
+                    self.path("ragged.parquet"),
+                    VOCABULARY,
+                    ["row", "features"],
+                    "label",
+                )
+            )
+
     def test_tfrecord(self):
         write_tfrecord(self.table, self.path("table.tfrecord"))
         self.assert_expands_to_expected(self.path("table.tfrecord"))
