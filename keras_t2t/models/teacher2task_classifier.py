@@ -92,9 +92,7 @@ class Teacher2TaskClassifier(Task):
                 f"backbone was built for num_teachers={backbone.num_teachers}."
             )
         if int(num_labels) < 1:
-            raise ValueError(
-                f"`num_labels` must be >= 1. Received: {num_labels}"
-            )
+            raise ValueError(f"`num_labels` must be >= 1. Got: {num_labels}")
 
         # === Layers ===
         self.backbone = backbone
@@ -221,11 +219,10 @@ class Teacher2TaskClassifier(Task):
         return super().fit(x, y, shuffle=False, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        weight = kwargs.get("sample_weight")
-        x, y, weight = input_checks.check_arrays(self, x, y, weight)
-        if weight is not None:
-            kwargs["sample_weight"] = weight
-        return super().evaluate(x, y, *args, **kwargs)
+        x, y, weight = input_checks.check_arrays(
+            self, x, y, kwargs.pop("sample_weight", None)
+        )
+        return super().evaluate(x, y, *args, sample_weight=weight, **kwargs)
 
     def predict(self, x=None, batch_size=None, all_tasks=False, **kwargs):
         """Confidences of the ground-truth task, or of every task.
@@ -263,8 +260,7 @@ class Teacher2TaskClassifier(Task):
             ops.equal(ops.reshape(x["teacher_id"], (-1,)), 0), y_pred.dtype
         )
         if sample_weight is not None:
-            sample_weight = ops.cast(sample_weight, y_pred.dtype)
-            weight = weight * ops.reshape(sample_weight, (-1,))
+            weight *= ops.reshape(ops.cast(sample_weight, weight.dtype), (-1,))
         return super().compute_metrics(x, y, y_pred, sample_weight=weight)
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
@@ -283,10 +279,6 @@ class Teacher2TaskClassifier(Task):
                 self, x, y, sample_weight
             )
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
-
-    def _batch_shards(self):
-        """The number of equal parts a batch is split into across devices."""
-        return device_padding.batch_shards(self)
 
     def get_config(self):
         config = super().get_config()

@@ -25,6 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_t2t  # noqa: E402
+from keras_t2t.models import device_padding  # noqa: E402
 from tests.test_case import tiny_backbone  # noqa: E402
 from tests.test_case import tiny_classifier  # noqa: E402
 
@@ -130,7 +131,7 @@ def main(optimizer, output):
             eval_x, eval_y, batch_size=16, steps=2, verbose=0
         )
         predictions = classifier.predict(eval_x, batch_size=8, verbose=0)
-        shards = classifier._batch_shards()
+        shards = device_padding.batch_shards(classifier)
     sharding = {}
     if MODE == "model_parallel":
         for variable in classifier.weights:

@@ -65,6 +65,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_t2t  # noqa: E402
+from keras_t2t.models import device_padding  # noqa: E402
+from tests.test_case import tiny_backbone  # noqa: E402
+from tests.test_case import tiny_classifier  # noqa: E402
 
 OUTPUT_DIR = sys.argv[1]
 TASKS = sys.argv[2].split(",")
@@ -142,17 +145,9 @@ def distribution(task):
 
 def build_model():
     keras.utils.set_random_seed(11)
-    backbone = keras_t2t.models.Teacher2TaskBackbone(
-        num_teachers=3,
-        feature_dim=4,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        dropout=0.0,
-    )
-    classifier = keras_t2t.models.Teacher2TaskClassifier(
-        backbone, teacher_vocabulary=VOCABULARY
+    classifier = tiny_classifier(
+        tiny_backbone(feature_dim=4, num_layers=1),
+        teacher_vocabulary=VOCABULARY,
     )
     if BACKEND == "tensorflow":
         # SGD, as in the one-host Mirrored test: Keras's Adam on TensorFlow
@@ -238,7 +233,7 @@ def train(task):
             steps=int(
                 keras.ops.convert_to_numpy(classifier.optimizer.iterations)
             ),
-            shards=classifier._batch_shards(),
+            shards=device_padding.batch_shards(classifier),
             saves=len(saves),
             backup_left=os.path.exists(os.path.join(OUTPUT_DIR, "backup")),
         )
