@@ -1,12 +1,15 @@
 import copy
 import os
+import re
 import shutil
 import tempfile
 import unittest
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
+from keras import tree
 
 from keras_t2t.models import Teacher2TaskBackbone
 from keras_t2t.models import Teacher2TaskClassifier
@@ -113,8 +116,6 @@ class TestCase(unittest.TestCase):
         every float output is in the compute dtype, every float weight in
         the variable dtype, every sublayer on the policy.
         """
-        from keras import tree
-
         input_data = tree.map_structure(ops.convert_to_tensor, input_data)
         for name in ("mixed_float16", "mixed_bfloat16", "bfloat16"):
             policy = keras.dtype_policies.get(name)
@@ -140,21 +141,21 @@ class TestCase(unittest.TestCase):
                     layer.variable_dtype, policy.variable_dtype, layer.name
                 )
 
-    def run_quantization_test(self, cls, init_kwargs, input_data):
+    def run_quantization_test(self, instance, cls, init_kwargs, input_data):
         """`int8` and `float8` weights build, run and round-trip config.
 
         As keras-hub's `run_quantization_test`: every `Dense`/`EinsumDense`
-        (and, for `int8`, `Embedding`) layer gets a quantized policy through
-        a `DTypePolicyMap`; the model runs, its config round-trips and the
-        weights load into the revived model.
+        (and, for `int8`, `Embedding`) layer of `instance` (a `cls` of
+        `init_kwargs`) gets a quantized policy through a `DTypePolicyMap`;
+        the model runs, its config round-trips and the weights load into
+        the revived model.
         """
-        reference = cls(**init_kwargs)
         for mode in ("int8", "float8"):
             kinds = [keras.layers.Dense, keras.layers.EinsumDense]
             if mode == "int8":
                 kinds.append(keras.layers.Embedding)
             policy_map = keras.dtype_policies.DTypePolicyMap("float32")
-            for layer in reference._flatten_layers():
+            for layer in instance._flatten_layers():
                 if type(layer) in kinds:
                     policy_map[layer.path] = keras.dtype_policies.get(
                         f"{mode}_from_float32"
@@ -170,6 +171,87 @@ class TestCase(unittest.TestCase):
             revived = cls.from_config(config)
             self.assertEqual(config, revived.get_config())
             revived.set_weights(model.get_weights())
+
+    def run_backbone_test(
+        self,
+        cls,
+        init_kwargs,
+        input_data,
+        expected_output_shape,
+        variable_length_data=None,
+        run_mixed_precision_check=True,
+        run_quantization_check=True,
+    ):
+        """Config, output shapes, symbolic shapes, lengths, name, dtypes.
+
+        As keras-hub's `run_backbone_test`: the config round trips
+        (`run_serialization_test`); the eager outputs have
+        `expected_output_shape` (a dict of shapes by output name) and the
+        shapes `compute_output_spec` gives on symbolic inputs; inputs of
+        other sequence lengths (`variable_length_data`, by default
+        `input_data` cut to 2 positions) run, eager and symbolic shapes
+        agreeing; the name follows the class; then `run_precision_test`
+        and `run_quantization_test`. Returns the backbone.
+        """
+        backbone = cls(**init_kwargs)
+        self.run_serialization_test(backbone)
+        self.assertEqual(_shapes(backbone(input_data)), expected_output_shape)
+        if variable_length_data is None:
+            variable_length_data = [tree.map_structure(_cut_to_2, input_data)]
+        for data in [input_data, *variable_length_data]:
+            symbolic = tree.map_structure(_symbolic, data)
+            self.assertEqual(
+                _shapes(backbone.compute_output_spec(symbolic)),
+                _shapes(backbone(data)),
+            )
+        name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", cls.__name__)
+        name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+        self.assertRegex(backbone.name, name)
+        if run_mixed_precision_check:
+            self.run_precision_test(cls, init_kwargs, input_data)
+        if run_quantization_check:
+            self.run_quantization_test(backbone, cls, init_kwargs, input_data)
+        return backbone
+
+    def run_task_test(
+        self,
+        cls,
+        init_kwargs,
+        train_data,
+        expected_output_shape=None,
+        batch_size=2,
+        compile_kwargs=None,
+    ):
+        """Config, `predict` and one `fit` step, on arrays and a dataset.
+
+        As keras-hub's `run_task_test`: the task (compiled with
+        `compile_kwargs`, if given) round-trips its config
+        (`run_serialization_test`); `predict` on the inputs of `train_data`
+        (`(x, y)` or `(x, y, sample_weight)` of `batch_size` rows, one
+        step) has `expected_output_shape` and equals `predict` on a
+        `tf.data` dataset of them; `fit` runs to a finite loss on the
+        arrays and on a dataset of `train_data`. Returns the trained task.
+        """
+        task = cls(**init_kwargs)
+        if compile_kwargs:
+            task.compile(**compile_kwargs)
+        self.run_serialization_test(task)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(train_data)
+
+        output = task.predict(x, batch_size=batch_size, verbose=0)
+        if expected_output_shape is not None:
+            self.assertEqual(tuple(output.shape), expected_output_shape)
+        inputs = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+        self.assertAllClose(task.predict(inputs, verbose=0), output)
+
+        history = task.fit(
+            x, y, sample_weight=sample_weight, batch_size=batch_size, verbose=0
+        )
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+        dataset = tf.data.Dataset.from_tensor_slices(train_data)
+        history = task.fit(dataset.batch(batch_size), verbose=0)
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+        return task
 
     def gradient(self, fn, x):
         """The gradient of scalar `fn(x)` with respect to array `x`."""
@@ -204,3 +286,17 @@ def _clean(config):
     # The name of a revived object may carry a new suffix; everything else
     # must match.
     return {key: value for key, value in config.items() if key != "name"}
+
+
+def _shapes(outputs):
+    return tree.map_structure(lambda x: tuple(x.shape), outputs)
+
+
+def _symbolic(x):
+    return keras.KerasTensor(x.shape, dtype=x.dtype)
+
+
+def _cut_to_2(x):
+    # Sequence inputs (batch, seq, ...) to 2 positions; per-row ones as
+    # they are.
+    return x[:, :2] if len(x.shape) > 1 else x

@@ -26,32 +26,52 @@ def text_inputs():
     }
 
 
+def feature_inputs():
+    return {
+        "teacher_id": np.array([1, 2], "int32"),
+        "features": np.random.default_rng(0).random((2, 5, 3), "float32"),
+        "padding_mask": np.array([[1, 1, 1, 1, 0], [1] * 5], "int32"),
+    }
+
+
+def feature_kwargs(init_kwargs):
+    """`init_kwargs` on 3 features, with absolute positions."""
+    return {
+        **init_kwargs,
+        "vocabulary_size": None,
+        "feature_dim": 3,
+        "max_sequence_length": 6,
+    }
+
+
 class Teacher2TaskBackboneTest(TestCase):
-    def test_text_outputs(self):
-        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
-        outputs = backbone(text_inputs())
-        self.assertEqual(tuple(outputs["sequence_output"].shape), (2, 6, 8))
+    def setUp(self):
+        super().setUp()
+        self.init_kwargs = dict(TINY_T5, num_teachers=3, embedding_stddev=0.1)
+        self.input_data = text_inputs()
+
+    def test_backbone_basics(self):
+        # Text and feature input, under every dtype check too (keras-hub
+        # skips torch on CPU in the precision check; these layers run).
+        shapes = {"sequence_output": (2, 6, 8), "pooled_output": (2, 8)}
+        backbone = self.run_backbone_test(
+            Teacher2TaskBackbone, self.init_kwargs, self.input_data, shapes
+        )
+        outputs = backbone(self.input_data)
         self.assertAllClose(
             outputs["pooled_output"], outputs["sequence_output"][:, 0]
         )
         self.assertEqual(backbone.input_mode, "text")
 
-    def test_feature_outputs(self):
-        backbone = Teacher2TaskBackbone(
-            num_teachers=2,
-            feature_dim=5,
-            **{**TINY_T5, "vocabulary_size": None},
+        backbone = self.run_backbone_test(
+            Teacher2TaskBackbone,
+            feature_kwargs(self.init_kwargs),
+            feature_inputs(),
+            shapes,
         )
-        outputs = backbone(
-            {
-                "teacher_id": np.array([1, 2, 0], "int32"),
-                "features": np.random.rand(3, 4, 5).astype("float32"),
-                "padding_mask": np.ones((3, 4), "int32"),
-            }
-        )
-        self.assertEqual(tuple(outputs["sequence_output"].shape), (3, 5, 8))
         self.assertIsNone(backbone.token_embedding)
         self.assertEqual(backbone.sequence_input_name, "features")
+        self.assertEqual(backbone.max_sequence_length, 6)
 
     def test_teacher_id_changes_the_output(self):
         backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
@@ -86,12 +106,6 @@ class Teacher2TaskBackboneTest(TestCase):
             backbone.count_params(), encoder_weights + teacher_weights
         )
         self.assertFalse(any("decoder" in w.path for w in backbone.weights))
-
-    def test_serialization(self):
-        backbone = Teacher2TaskBackbone(
-            num_teachers=3, embedding_stddev=0.1, **TINY_T5
-        )
-        self.run_serialization_test(backbone)
 
     def test_from_t5_backbone_carries_encoder_weights(self):
         t5 = keras_hub.models.T5Backbone(**TINY_T5)
@@ -217,13 +231,22 @@ def packed_backbone(num_teachers=3, **kwargs):
 
 
 class PackedTeacher2TaskBackboneTest(TestCase):
-    def test_outputs(self):
-        backbone = packed_backbone()
-        inputs = text_inputs()
-        del inputs["teacher_id"]
-        outputs = backbone(inputs)
-        self.assertEqual(tuple(outputs["sequence_output"].shape), (2, 9, 8))
-        self.assertEqual(tuple(outputs["task_output"].shape), (2, 4, 8))
+    def setUp(self):
+        super().setUp()
+        self.init_kwargs = dict(TINY_T5, num_teachers=3, task_layout="packed")
+        self.input_data = text_inputs()
+        del self.input_data["teacher_id"]
+
+    def test_backbone_basics(self):
+        shapes = {
+            "sequence_output": (2, 9, 8),
+            "task_output": (2, 4, 8),
+            "pooled_output": (2, 8),
+        }
+        backbone = self.run_backbone_test(
+            Teacher2TaskBackbone, self.init_kwargs, self.input_data, shapes
+        )
+        outputs = backbone(self.input_data)
         self.assertAllClose(
             outputs["task_output"], outputs["sequence_output"][:, :4]
         )
@@ -232,6 +255,18 @@ class PackedTeacher2TaskBackboneTest(TestCase):
         )
         self.assertNotIn("teacher_id", backbone.input)
         self.assertTrue(backbone.packed)
+        self.assertEqual(backbone.task_layout, "packed")
+
+        features = feature_inputs()
+        del features["teacher_id"]
+        backbone = self.run_backbone_test(
+            Teacher2TaskBackbone,
+            feature_kwargs(self.init_kwargs),
+            features,
+            shapes,
+        )
+        self.assertTrue(backbone.packed)
+        self.assertEqual(backbone.max_sequence_length, 6)
 
     def test_input_encoding_ignores_the_task_tokens(self):
         # Input positions attend only to input positions: changing every
@@ -266,11 +301,6 @@ class PackedTeacher2TaskBackboneTest(TestCase):
         inputs["token_ids"][0, 3:] = [9, 9]  # Padded positions of row 0.
         again = keras.ops.convert_to_numpy(backbone(inputs)["task_output"])
         self.assertAllClose(again, after, atol=1e-6)
-
-    def test_serialization(self):
-        backbone = packed_backbone()
-        revived = self.run_serialization_test(backbone)
-        self.assertEqual(revived.task_layout, "packed")
 
     def test_unknown_layout(self):
         with self.assertRaisesRegex(ValueError, "task_layout"):
@@ -334,46 +364,6 @@ class PositionEmbeddingTest(TestCase):
         self.assertIsNone(backbone.position_embedding)
         self.assertIsNone(backbone.get_config()["max_sequence_length"])
 
-    def test_serialization(self):
-        backbone = self.feature_backbone(max_sequence_length=6)
-        revived = self.run_serialization_test(backbone)
-        self.assertEqual(revived.max_sequence_length, 6)
-
     def test_bad_length(self):
         with self.assertRaisesRegex(ValueError, "max_sequence_length"):
             self.feature_backbone(max_sequence_length=0)
-
-
-class PrecisionAndQuantizationTest(TestCase):
-    """Every layout and input mode under keras-hub's dtype checks."""
-
-    def cases(self):
-        for layout in ("per_example", "packed"):
-            for mode in ("text", "features"):
-                init_kwargs = dict(TINY_T5, num_teachers=2, task_layout=layout)
-                data = {"padding_mask": np.ones((2, 5), "int32")}
-                if mode == "text":
-                    data["token_ids"] = np.array([[3, 4, 5, 1, 0]] * 2)
-                else:
-                    init_kwargs.update(
-                        vocabulary_size=None,
-                        feature_dim=3,
-                        max_sequence_length=5,
-                    )
-                    data["features"] = np.ones((2, 5, 3), "float32")
-                if layout == "per_example":
-                    data["teacher_id"] = np.array([0, 2], "int32")
-                yield f"{layout}/{mode}", init_kwargs, data
-
-    def test_mixed_precision(self):
-        # keras-hub skips torch on CPU here; these layers run on it.
-        for case, init_kwargs, data in self.cases():
-            with self.subTest(case):
-                self.run_precision_test(Teacher2TaskBackbone, init_kwargs, data)
-
-    def test_quantization(self):
-        for case, init_kwargs, data in self.cases():
-            with self.subTest(case):
-                self.run_quantization_test(
-                    Teacher2TaskBackbone, init_kwargs, data
-                )
