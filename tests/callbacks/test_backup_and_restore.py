@@ -7,6 +7,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_t2t
@@ -50,6 +51,11 @@ class BackupAndRestoreTest(TestCase):
     def test_killed_run_resumes_to_the_same_weights(self):
         self.run_kill_and_resume("arrays")
 
+    @pytest.mark.skipif(
+        keras.config.backend() != "tensorflow",
+        reason="once, on TensorFlow: the packed run below resumes an "
+        "`expand` stream on every backend",
+    )
     def test_killed_run_on_an_expand_stream_resumes_to_the_same_weights(self):
         # `expand(..., repeat=True)` reshuffles every pass from its seed.
         self.run_kill_and_resume("expand")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from keras_t2t import cli
+from tests.markers import tensorflow_only_end_to_end
 from tests.test_case import TestCase
 
 POSITIVE = ["good", "great", "lovely", "fine", "gripping"]
@@ -270,6 +271,7 @@ class CommandLineErrorsTest(TestCase):
         )
 
 
+@tensorflow_only_end_to_end
 class FeatureTableTest(TestCase):
     def test_parquet_feature_columns_fit_and_predict(self):
         rng = np.random.default_rng(1)
@@ -332,6 +334,7 @@ IMAGE_TABLE = [
 ]  # fmt: skip
 
 
+@tensorflow_only_end_to_end
 class ImageTableTest(TestCase):
     """A multi-label Parquet table of vector sequences: fit, predict and
     report, one subprocess each, run once for every test."""

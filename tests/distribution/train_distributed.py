@@ -122,7 +122,6 @@ def main(optimizer, output):
             batch_size=BATCH_SIZE,
             epochs=4,
             shuffle=False,
-            validation_data=(eval_x, eval_y),
             verbose=0,
         )
         # 32 examples in batches of 16 split evenly everywhere, so this
@@ -140,7 +139,6 @@ def main(optimizer, output):
     np.savez(
         output,
         loss=np.array(history.history["loss"]),
-        val_loss=np.array(history.history["val_loss"]),
         evaluation=np.array(evaluation),
         predictions=predictions,
         weights=np.concatenate([np.ravel(w) for w in classifier.get_weights()]),

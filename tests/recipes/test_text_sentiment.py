@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from recipes import text_sentiment
+from tests.markers import tensorflow_only_end_to_end
 from tests.test_case import TestCase
 
 
@@ -32,6 +33,7 @@ class TextSentimentRecipeTest(TestCase):
         self.assertAllClose(first[:80], second[:80])
         self.assertTrue(((first >= 0) & (first <= 1)).all())
 
+    @tensorflow_only_end_to_end
     def test_tiny_end_to_end(self):
         output = self.get_temp_dir()
         text_sentiment.main(["--quick", "--limit", "400", "--output", output])
