@@ -103,6 +103,17 @@ def text_classifier():
 
 
 class ExportTest(TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # One trained per-example feature model serves every test that only
+        # exports it and reads it back (an export leaves the model as it
+        # was), instead of one built and trained per test.
+        from keras.utils import set_random_seed
+
+        set_random_seed(1337)
+        cls.feature_model = feature_classifier()
+
     def assert_signatures_match(self, classifier, inputs, model_inputs):
         base = os.path.join(self.get_temp_dir(), "t2t")
         path = export_saved_model(classifier, base, version=3)
@@ -122,7 +133,7 @@ class ExportTest(TestCase):
         return path
 
     def test_feature_model(self):
-        classifier = feature_classifier()
+        classifier = self.feature_model
         # A batch size and a length the probe did not use.
         features = np.random.rand(7, 9, 6).astype("float32")
         path = self.assert_signatures_match(
@@ -215,7 +226,7 @@ class ExportTest(TestCase):
         self.assertIn("confidences", ran.stdout)
 
     def test_wrong_dtype_or_rank_is_rejected_by_the_signature(self):
-        classifier = feature_classifier()
+        classifier = self.feature_model
         path = export_saved_model(classifier, self.get_temp_dir())
         serving = tf.saved_model.load(path).signatures["serving_default"]
         rejected = (TypeError, ValueError, tf.errors.InvalidArgumentError)
@@ -243,14 +254,14 @@ class ExportTest(TestCase):
                 serving(features=tf.constant(np.zeros(shape, "float32")))
 
     def test_refuses_to_overwrite_a_version(self):
-        classifier = feature_classifier()
+        classifier = self.feature_model
         base = self.get_temp_dir()
         export_saved_model(classifier, base, version=1)
         with pytest.raises(ValueError, match="already holds a model"):
             export_saved_model(classifier, base, version=1)
 
     def test_version_must_be_a_positive_integer(self):
-        classifier = feature_classifier()
+        classifier = self.feature_model
         base = self.get_temp_dir()
         for version in (0, -1, 1.5, "2", True, None):
             with pytest.raises(
