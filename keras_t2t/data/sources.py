@@ -663,10 +663,10 @@ def _stack_input(values, name, first_row=0):
 def _dense(value):
     """A cell as one array: Parquet's list of lists arrives as an array of
     arrays (dtype object), which `np.asarray` leaves as it is."""
-    if isinstance(value, np.ndarray) and value.dtype == object:
+    if isinstance(value, np.ndarray) and value.dtype == object and len(value):
         parts = [_dense(part) for part in value]
-        if len({part.shape for part in parts}) <= 1:
-            return np.array(parts) if parts else value
+        if len({part.shape for part in parts}) == 1:
+            return np.stack(parts)
     return np.asarray(value)
 
 

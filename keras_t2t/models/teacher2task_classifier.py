@@ -219,10 +219,11 @@ class Teacher2TaskClassifier(Task):
         return super().fit(x, y, shuffle=False, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        x, y, weight = input_checks.check_arrays(
-            self, x, y, kwargs.pop("sample_weight", None)
-        )
-        return super().evaluate(x, y, *args, sample_weight=weight, **kwargs)
+        weight = kwargs.pop("sample_weight", None)
+        x, y, weight = input_checks.check_arrays(self, x, y, weight)
+        if weight is not None:
+            kwargs["sample_weight"] = weight
+        return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x=None, batch_size=None, all_tasks=False, **kwargs):
         """Confidences of the ground-truth task, or of every task.

@@ -163,6 +163,12 @@ class Teacher2TaskClassifierTest(TestCase):
         results = classifier.evaluate(
             x, y, batch_size=1000, return_dict=True, verbose=0
         )
+        # KerasHub's positional arguments (batch_size, sample_weight) pass
+        # through as they are.
+        positional = classifier.evaluate(
+            x, y, 1000, None, return_dict=True, verbose=0
+        )
+        self.assertAlmostEqual(positional["pr_auc"], results["pr_auc"], 6)
         predictions = classifier.predict(x, verbose=0)
         is_ground_truth = x["teacher_id"] == 0
         # The same binned metric on the ground-truth rows alone: equal.
