@@ -101,3 +101,89 @@ def pseudo_labels(task, rows, labelled, scores=None):
     targets[unscored] = np.nan
     targets[labelled] = task.labels[rows][labelled]
     return targets
+
+
+# crowd-kit's aggregations of a crowd's hard labels (`recipes.crowd_digits`);
+# the teacher mean of one-hot labels is majority vote's vote share.
+CROWD_AGGREGATIONS = (
+    "majority_vote",
+    "dawid_skene",
+    "one_coin_dawid_skene",
+    "glad",
+    "mace",
+    "wawa",
+    "mmsr",
+)
+
+
+def aggregate_crowd(said, num_classes, names=CROWD_AGGREGATIONS):
+    """crowd-kit's aggregations of hard labels, fitted without ground truth.
+
+    Args:
+        said: int array `(rows, annotators)`. Each annotator's class per
+            row, -1 where it gave none.
+        num_classes: int.
+        names: the aggregations to run, from `CROWD_AGGREGATIONS`.
+
+    Returns:
+        `(scores, failures)`: `{name: (rows, num_classes) float32}` (each
+        aggregation's class probabilities; uniform on rows nobody
+        labelled) and `{name: why it did not run}`. MMSR gives scores, not
+        probabilities: its scores are its hard labels, one-hot.
+    """
+    import pandas as pd
+
+    rows, workers = np.nonzero(said >= 0)
+    frame = pd.DataFrame(
+        {"task": rows, "worker": workers, "label": said[rows, workers]}
+    )
+    methods = _crowd_methods()
+    scores, failures = {}, {}
+    for name in names:
+        try:
+            probabilities = methods[name](frame)
+        except Exception as error:  # Reported, not hidden: see failures.
+            failures[name] = f"{type(error).__name__}: {error}"[:300]
+            continue
+        table = np.full((len(said), num_classes), 1 / num_classes, "float32")
+        for label in probabilities.columns:
+            table[probabilities.index.to_numpy(), int(label)] = probabilities[
+                label
+            ].to_numpy()
+        scores[name] = table
+    return scores, failures
+
+
+def _wawa(frame):
+    from crowdkit.aggregation import MajorityVote
+    from crowdkit.aggregation import Wawa
+
+    # Wawa's own predict fails with scikit-learn >= 1.6 (its
+    # check_is_fitted wants `__sklearn_tags__`); its fit works, and its
+    # predict is this weighted vote.
+    skills = Wawa().fit(frame).skills_
+    return MajorityVote().fit(frame, skills=skills).probas_
+
+
+def _mmsr(frame):
+    import pandas as pd
+    from crowdkit.aggregation import MMSR
+
+    labels = MMSR().fit_predict(frame)
+    return pd.get_dummies(labels).astype("float32")
+
+
+def _crowd_methods():
+    from crowdkit import aggregation as ck
+
+    return {
+        "majority_vote": lambda f: ck.MajorityVote().fit_predict_proba(f),
+        "dawid_skene": lambda f: ck.DawidSkene(n_iter=100).fit_predict_proba(f),
+        "one_coin_dawid_skene": lambda f: ck.OneCoinDawidSkene(
+            n_iter=100
+        ).fit_predict_proba(f),
+        "glad": lambda f: ck.GLAD().fit_predict_proba(f),
+        "mace": lambda f: ck.MACE(random_state=0).fit_predict_proba(f),
+        "wawa": _wawa,
+        "mmsr": _mmsr,
+    }

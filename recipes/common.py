@@ -33,12 +33,15 @@ from recipes.aggregation import aggregate
 from recipes.aggregation import pseudo_labels
 from recipes.evaluation import pr_auc
 from recipes.evaluation import write_report
+from recipes.students import CROWD_STUDENTS
 from recipes.students import STUDENTS
 from recipes.students import train_student
 
 
 def add_common_flags(parser, **defaults):
-    """Flags every recipe takes; `defaults` overrides per recipe."""
+    """Flags every recipe takes; `defaults` overrides per recipe (and
+    `students`, the default of `--students`)."""
+    students = defaults.pop("students", ",".join(STUDENTS))
     settings = {
         "seeds": 3,
         "ground_truth_fraction": 0.05,
@@ -76,7 +79,7 @@ def add_common_flags(parser, **defaults):
         )
     parser.add_argument(
         "--students",
-        default=",".join(STUDENTS),
+        default=students,
         help="Comma-separated students to train (baselines always run).",
     )
     parser.add_argument(
@@ -99,11 +102,12 @@ def parse(parser, argv=None):
         parser.error("--ema is a momentum in [0, 1); 0 turns it off.")
     if args.loss not in ("mse", "bce"):
         parser.error("--loss must be mse or bce (every student).")
-    unknown = set(filter(None, args.students.split(","))) - set(STUDENTS)
+    known = STUDENTS + CROWD_STUDENTS
+    unknown = set(filter(None, args.students.split(","))) - set(known)
     if unknown:
         parser.error(
             f"--students: unknown {sorted(unknown)}; choose from "
-            f"{', '.join(STUDENTS)}."
+            f"{', '.join(known)}."
         )
     if args.quick:
         args.seeds, args.steps, args.eval_every = 1, 20, 10

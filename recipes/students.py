@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import keras_t2t
 from recipes.aggregation import AGGREGATIONS
+from recipes.aggregation import CROWD_AGGREGATIONS
 from recipes.aggregation import pseudo_labels
 from recipes.evaluation import pr_auc
 
@@ -20,6 +21,11 @@ STUDENTS = (
     "teacher2task_per_example",
     *(f"student_{name}" for name in AGGREGATIONS),
     "student_ground_truth",
+)
+# The same architecture on crowd-kit's other aggregations of a crowd's hard
+# labels (`recipes.crowd_digits`, whose tasks have them), chosen by name.
+CROWD_STUDENTS = tuple(
+    f"student_{name}" for name in CROWD_AGGREGATIONS if name not in AGGREGATIONS
 )
 
 # keras-hub's T5 layers pass `mask=` to attention layers that take no Keras
