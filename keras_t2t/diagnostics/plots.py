@@ -24,10 +24,14 @@ def _figure(width, height):
     return Figure(figsize=(width, height), dpi=_DPI)
 
 
-def reliability(report, path):
+def reliability(report, path, panels=None):
     """A reliability diagram per teacher (and the student), labels pooled:
-    the positive rate of each score bin against its mean score."""
-    names = list(report.calibration)
+    the positive rate of each score bin against its mean score.
+
+    `panels` (`{name: (count, mean score, positive rate)}`) replaces the
+    report's per-teacher `calibration`, e.g. with the teachers pooled."""
+    calibration = report.calibration if panels is None else panels
+    names = list(calibration)
     columns = min(len(names), 4)
     rows = math.ceil(len(names) / columns)
     figure = _figure(2.6 * columns, 2.6 * rows + 0.3)
@@ -35,7 +39,7 @@ def reliability(report, path):
     centres = (edges[:-1] + edges[1:]) / 2
     for index, name in enumerate(names):
         axis = figure.add_subplot(rows, columns, index + 1)
-        count, mean_score, positive_rate = report.calibration[name]
+        count, mean_score, positive_rate = calibration[name]
         total = int(count.sum())
         axis.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
         if total:
@@ -150,5 +154,87 @@ def task_similarity(report, path):
         "cosine similarity",
     )
     axis.set_title("Task embeddings", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def histograms(report, path):
+    """A histogram over the teachers of each per-teacher statistic the
+    report measured, and of the conflict of the ranked pairs."""
+    names = [
+        name
+        for name, values in report.distributions.items()
+        if values["measured"]
+    ]
+    columns = min(len(names), 4)
+    rows = math.ceil(len(names) / columns)
+    figure = _figure(3.0 * columns, 2.3 * rows + 0.4)
+    for index, name in enumerate(names):
+        values = report.distributions[name]
+        edges = values["edges"]
+        axis = figure.add_subplot(rows, columns, index + 1)
+        axis.bar(
+            edges[:-1],
+            values["counts"],
+            width=np.diff(edges),
+            align="edge",
+            color="#9ecae1",
+            edgecolor="#3182bd",
+            linewidth=0.6,
+        )
+        median = values["quantiles"][2]
+        axis.axvline(median, color="#de2d26", linewidth=1)
+        what = "pairs" if name == "pair conflict" else "teachers"
+        title = f"{name}\nmedian {median:.3g}, {values['measured']} {what}"
+        if values["missing"]:
+            title += f", {values['missing']} n/a"
+        axis.set_title(title, fontsize=8)
+        axis.tick_params(labelsize=7)
+        if index % columns == 0:
+            axis.set_ylabel("count", fontsize=7)
+    figure.suptitle(
+        f"{len(report.teachers)} teachers: per-teacher statistics "
+        "(labels pooled)",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def top_conflicts(report, path):
+    """The most conflicting pairs as bars, each with the rows both
+    scored."""
+    pairs = report.top_conflicts
+    figure = _figure(6.0, 1.2 + 0.3 * max(len(pairs), 1))
+    axis = figure.add_subplot(1, 1, 1)
+    if pairs:
+        labels = [f"{a} / {b}" for a, b in (p["teachers"] for p in pairs)]
+        shares = [p["conflict"] for p in pairs]
+        positions = np.arange(len(pairs))[::-1]
+        axis.barh(positions, shares, color="#fc9272", edgecolor="#de2d26")
+        axis.set_yticks(positions, labels)
+        for y, pair in zip(positions, pairs, strict=True):
+            axis.text(
+                pair["conflict"],
+                y,
+                f" {pair['conflict']:.2f} of {pair['scored']}",
+                va="center",
+                fontsize=7,
+            )
+        axis.set_xlim(0, 1.15)
+    else:
+        axis.text(
+            0.5,
+            0.5,
+            f"no pair co-scored {report.min_overlap} rows",
+            ha="center",
+            va="center",
+        )
+    axis.tick_params(labelsize=7)
+    axis.set_xlabel("share of co-scored rows whose votes differ", fontsize=8)
+    axis.set_title(
+        f"Most conflicting pairs (>= {report.min_overlap} rows together)",
+        fontsize=9,
+    )
     figure.tight_layout()
     figure.savefig(path)

@@ -6,12 +6,16 @@ from keras import ops
 from keras_t2t.data.sources import TableSpec
 from keras_t2t.data.sources import read_rows
 from keras_t2t.diagnostics import plots
+from keras_t2t.diagnostics import summary
 from keras_t2t.diagnostics.statistics import TableStatistics
 from keras_t2t.diagnostics.statistics import average_precision
 from keras_t2t.diagnostics.statistics import calibration_bins
 from keras_t2t.diagnostics.statistics import expected_calibration_error
 
 _BLOCK_ROWS = 4096
+# A block holds at most this many targets: a wide table of 1,000 teachers is
+# read ~2,000 rows at a time, so a block stays ~8 MB whatever N.
+_BLOCK_VALUES = 1 << 21
 
 _LABELS = {
     "teacher": "teacher",
@@ -41,6 +45,10 @@ def teacher_report(
     threshold=0.5,
     num_bins=10,
     min_labelled=10,
+    summarize_above=20,
+    top_k=10,
+    min_overlap=5,
+    shrinkage=10.0,
     block_size=_BLOCK_ROWS,
     batch_size=None,
     file_format=None,
@@ -70,7 +78,26 @@ def teacher_report(
     The table is read as `keras_t2t.data.expand` reads it, with the same
     arguments, and streamed in blocks of `block_size` rows: counts and
     sums accumulate per block, and only the (score, label) pairs of
-    labelled entries are kept (PR-AUC needs them exactly).
+    labelled entries are kept (PR-AUC needs them exactly). Pairs of
+    teachers are counted only where they scored a row together, so a
+    crowd table (each item scored by a few of 1,000 workers) costs what
+    its scores cost, not N x N.
+
+    Every teacher's skill is measured with its counts: the share of its
+    votes that match the ground truth, and the share that match the other
+    teachers' majority on the row, each shrunk towards the pooled rate
+    (`shrinkage` pseudo-rows) with a 95% Wilson interval, so that a
+    worker with three lucky votes does not rank first (`skill_frame()`).
+
+    With more than `summarize_above` teachers the report summarises
+    instead of listing: its Markdown shows the distribution of each
+    per-teacher statistic over the teachers (quantiles; `plot` draws the
+    histograms), the `top_k` teachers by skill and the `top_k` last, the
+    `top_k` most conflicting pairs among those that co-scored at least
+    `min_overlap` rows, and the memory of the student's task table; no N x
+    N matrix is made (`pair_scored`, `pair_conflict` and
+    `task_similarity` are `None`; `co_scored` holds the pairs).
+    `to_frame()` still has a row per teacher.
 
     Args:
         source: the table: a dict of arrays, a DataFrame, a
@@ -88,7 +115,18 @@ def teacher_report(
         num_bins: int. Calibration bins. Defaults to `10`.
         min_labelled: int. The fewest labelled rows PR-AUC and ECE are
             measured on; below it they are n/a. Defaults to `10`.
-        block_size: int. Rows per block. Defaults to 4096.
+        summarize_above: int. With more teachers than this, the report
+            summarises instead of drawing N x N matrices. Defaults to `20`.
+        top_k: int. Pairs and teachers listed in a summary. Defaults to
+            `10`.
+        min_overlap: int. The fewest rows a pair of teachers must have
+            co-scored to be ranked among the most conflicting (one row in
+            common would make a share of 1.0). Defaults to `5`.
+        shrinkage: float. Pseudo-rows of the pooled rate added to each
+            teacher's skill counts. Defaults to `10.0`.
+        block_size: int. Rows per block, at most: a wide table of many
+            teachers is read in blocks of at most 2**21 values. Defaults
+            to 4096.
         batch_size: int or `None`. The classifier's `predict` batch size.
         file_format: as for `expand`.
         **table_options: `layout`, `num_labels`, `rescale`,
@@ -124,14 +162,28 @@ def teacher_report(
         raise ValueError(
             f"`block_size` must be a positive integer. Received: {block_size}"
         )
+    for name, value, least in (
+        ("summarize_above", summarize_above, 0),
+        ("top_k", top_k, 1),
+        ("min_overlap", min_overlap, 1),
+    ):
+        if int(value) != value or value < least:
+            raise ValueError(
+                f"`{name}` must be an integer >= {least}. Received: {value}"
+            )
+    if not shrinkage >= 0:
+        raise ValueError(f"`shrinkage` must be >= 0. Received: {shrinkage}")
     if classifier is not None:
         _check_classifier(classifier, vocabulary)
     spec = TableSpec(
         vocabulary, inputs, ground_truth, teachers, **table_options
     )
     rows = read_rows(source, spec, file_format=file_format)
+    block_rows = max(
+        1, min(int(block_size), _BLOCK_VALUES // (vocabulary.num_teachers + 1))
+    )
     statistics = None
-    for block in rows.blocks(int(block_size)).as_numpy_iterator():
+    for block in rows.blocks(block_rows).as_numpy_iterator():
         targets = block["targets"]
         if statistics is None:
             num_labels = targets.shape[-1]
@@ -157,6 +209,10 @@ def teacher_report(
         num_bins=int(num_bins),
         min_labelled=int(min_labelled),
         classifier=classifier,
+        summarize_above=int(summarize_above),
+        top_k=int(top_k),
+        min_overlap=int(min_overlap),
+        shrinkage=float(shrinkage),
     )
 
 
@@ -205,7 +261,23 @@ def _task_embeddings(classifier):
         layer = backbone.task_tokens
     else:
         layer = backbone.teacher_embedding
-    return np.asarray(ops.convert_to_numpy(layer.embeddings), np.float64)
+    return ops.convert_to_numpy(layer.embeddings)
+
+
+def _task_table(embeddings):
+    """The task table's shape, dtype and bytes: what a student pays per
+    teacher, whatever the rows."""
+    return {
+        "shape": tuple(int(d) for d in embeddings.shape),
+        "dtype": str(embeddings.dtype),
+        "bytes": int(np.prod(embeddings.shape)) * embeddings.dtype.itemsize,
+    }
+
+
+def _cosine_to(vectors, index):
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]
+    return unit @ unit[index]
 
 
 def _cosine(vectors):
@@ -234,7 +306,30 @@ class TeacherReport:
             which PR-AUC and ECE are measured on).
         pair_scored, pair_conflict: arrays `(N, N, num_labels)`: rows both
             teachers scored, and the share of them where their votes
-            differ.
+            differ; `None` in a summary (see `co_scored`).
+        co_scored: dict, the pairs of teachers that scored some row
+            together, sparse: `teachers` `(P, 2)` (task order minus one,
+            j < k), `scored` `(P, num_labels)` rows both scored, `conflict`
+            `(P, num_labels)` the share where their votes differ (NaN
+            where they scored no row of that label together).
+        correct, agreement_rows, agreement: int arrays `(N, num_labels)`:
+            votes matching the ground truth (of `labelled_scored`), rows
+            where the other teachers' votes have a strict majority, and
+            votes matching it.
+        skill: dict of `(N,)` arrays, labels pooled: the counts above,
+            `accuracy` and `agreement_rate` with their `_shrunk` values
+            and 95% Wilson intervals (`_low`, `_high`), `skill` (the
+            shrunk accuracy, or the shrunk agreement without ground
+            truth), `basis` (which) and `order` (teachers by skill,
+            highest first).
+        summarized: bool. More than `summarize_above` teachers: the
+            Markdown and pictures summarise instead of drawing N x N.
+        top_conflicts: list of dicts (`teachers`, `scored`, `conflict`):
+            the `top_k` most conflicting pairs, labels pooled, among those
+            that co-scored `min_overlap` rows or more.
+        distributions: dict `{statistic: {measured, missing, quantiles,
+            counts, edges}}`: each per-teacher statistic (labels pooled)
+            over the teachers, and `pair conflict` over the ranked pairs.
         fidelity_rows, fidelity_mae, fidelity_corr: arrays
             `(N, num_labels)` or `None` (no classifier): the student's
             task k against teacher k, on the rows teacher k scored.
@@ -243,7 +338,13 @@ class TeacherReport:
         combination_weights: list of N floats or `None`: the weights of
             the classifier's learned combination, when it keeps one.
         task_similarity: array `(N + 1, N + 1)` or `None`: the cosine
-            similarity of the task embeddings (ground truth first).
+            similarity of the task embeddings (ground truth first); `None`
+            in a summary.
+        ground_truth_similarity: array `(N + 1,)` or `None`: the cosine
+            similarity of each task embedding to the ground truth's.
+        task_table: dict or `None`: the `shape`, `dtype` and `bytes` of
+            the student's task table ((N + 1) x hidden_dim), what the
+            student's size grows by per teacher.
         task_names: tuple of str. The task names, ground truth first.
         calibration: dict `{name: (count, mean score, positive rate)}`,
             arrays `(num_bins,)` over the labelled rows, labels pooled: a
@@ -258,10 +359,20 @@ class TeacherReport:
 
     @classmethod
     def _from_statistics(
-        cls, statistics, vocabulary, num_bins, min_labelled, classifier
+        cls,
+        statistics,
+        vocabulary,
+        num_bins,
+        min_labelled,
+        classifier,
+        summarize_above=20,
+        top_k=10,
+        min_overlap=5,
+        shrinkage=10.0,
     ):
         s = statistics
         num_teachers, num_labels = s.num_teachers, s.num_labels
+        summarized = num_teachers > summarize_above
         shape = (num_teachers, num_labels)
         pr_auc = np.full(shape, np.nan)
         ece = np.full(shape, np.nan)
@@ -280,11 +391,26 @@ class TeacherReport:
             calibration[vocabulary.teachers[k]] = calibration_bins(
                 labels, scores, num_bins
             )
+        pair_teachers, pair_rows, pair_differ = s.pairs()
+        pair_scored = pair_conflict = None
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_score = np.where(s.scored > 0, s.score_sum / s.scored, np.nan)
-            pair_conflict = np.where(
-                s.pair_scored > 0, s.pair_disagree / s.pair_scored, np.nan
+            co_conflict = np.where(
+                pair_rows > 0, pair_differ / pair_rows, np.nan
             )
+            if not summarized:
+                pair_scored = s.pair_scored
+                pair_conflict = np.where(
+                    pair_scored > 0, s.pair_disagree / pair_scored, np.nan
+                )
+        top, shares = summary.top_conflicts(
+            pair_teachers,
+            pair_rows,
+            pair_differ,
+            vocabulary.teachers,
+            min_overlap,
+            top_k,
+        )
         values = dict(
             teachers=tuple(vocabulary.teachers),
             task_names=tuple(vocabulary.names),
@@ -304,14 +430,38 @@ class TeacherReport:
             labelled_scored=labelled_scored,
             pr_auc=pr_auc,
             ece=ece,
-            pair_scored=s.pair_scored,
+            pair_scored=pair_scored,
             pair_conflict=pair_conflict,
+            co_scored={
+                "teachers": pair_teachers,
+                "scored": pair_rows,
+                "differ": pair_differ,
+                "conflict": co_conflict,
+            },
+            correct=s.correct,
+            agreement_rows=s.agreement_rows,
+            agreement=s.agreement,
+            skill=summary.skill_estimates(
+                labelled_scored.sum(axis=1),
+                s.correct.sum(axis=1),
+                s.agreement_rows.sum(axis=1),
+                s.agreement.sum(axis=1),
+                shrinkage,
+            ),
+            summarized=summarized,
+            summarize_above=summarize_above,
+            top_k=top_k,
+            min_overlap=min_overlap,
+            shrinkage=shrinkage,
+            top_conflicts=top,
             fidelity_rows=None,
             fidelity_mae=None,
             fidelity_corr=None,
             student=None,
             combination_weights=None,
             task_similarity=None,
+            ground_truth_similarity=None,
+            task_table=None,
             calibration=calibration,
         )
         if classifier is not None:
@@ -348,10 +498,30 @@ class TeacherReport:
                 values["combination_weights"] = [
                     float(w) for w in classifier.combination.weights
                 ]
-            values["task_similarity"] = _cosine(_task_embeddings(classifier))
+            embeddings = _task_embeddings(classifier)
+            values["task_table"] = _task_table(embeddings)
+            embeddings = np.asarray(embeddings, np.float64)
+            if summarized:
+                values["ground_truth_similarity"] = _cosine_to(embeddings, 0)
+            else:
+                similarity = _cosine(embeddings)
+                values["task_similarity"] = similarity
+                values["ground_truth_similarity"] = similarity[0]
         report = cls(**values)
-        report.notes = report._notes()
+        report.notes = summary.notes(report) if summarized else report._notes()
+        report.distributions = report._distributions(shares)
         return report
+
+    def _distributions(self, pair_shares):
+        distributions = {}
+        for name, key, value_range in summary.DISTRIBUTIONS:
+            values = summary.per_teacher(self, key)
+            if values is not None:
+                distributions[name] = summary.distribution(values, value_range)
+        distributions["pair conflict"] = summary.distribution(
+            pair_shares, (0.0, 1.0)
+        )
+        return distributions
 
     def _notes(self):
         notes = []
@@ -480,13 +650,103 @@ class TeacherReport:
         )
 
     def conflict_matrix(self, label=None):
-        """`(N, N)` conflict shares, NaN where no row was scored by both."""
+        """`(N, N)` conflict shares, NaN where no row was scored by both.
+
+        In a summary it is made from `co_scored` on demand: N x N floats.
+        """
+        if self.pair_conflict is None:
+            return self._conflict_from_pairs(label)
         if label is not None:
             return self.pair_conflict[:, :, label]
         both = self.pair_scored.sum(axis=2)
         disagree = np.nansum(self.pair_conflict * self.pair_scored, axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(both > 0, disagree / both, np.nan)
+
+    def _conflict_from_pairs(self, label):
+        teachers = self.co_scored["teachers"]
+        rows = self.co_scored["scored"]
+        differ = self.co_scored["differ"]
+        if label is None:
+            rows, differ = rows.sum(axis=1), differ.sum(axis=1)
+        else:
+            rows, differ = rows[:, label], differ[:, label]
+        size = len(self.teachers)
+        matrix = np.full((size, size), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares = np.where(rows > 0, differ / rows, np.nan)
+        matrix[teachers[:, 0], teachers[:, 1]] = shares
+        matrix[teachers[:, 1], teachers[:, 0]] = shares
+        scored = (
+            self.scored.sum(axis=1) if label is None else self.scored[:, label]
+        )
+        diagonal = np.arange(size)
+        matrix[diagonal, diagonal] = np.where(scored > 0, 0.0, np.nan)
+        return matrix
+
+    def skill_frame(self):
+        """Each teacher's skill with its counts, highest skill first.
+
+        Returns:
+            A `pandas.DataFrame`, a row per teacher: `teacher`, `scored`,
+            `labelled`, `correct`, `accuracy` (raw), `accuracy_shrunk`,
+            `accuracy_low`, `accuracy_high` (95% Wilson),
+            `agreement_rows`, `agreement`, `agreement_rate`,
+            `agreement_shrunk`, `agreement_low`, `agreement_high` and
+            `skill` (what the order follows: `skill["basis"]`).
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self._skill_records(self.skill["order"]))
+
+    def _skill_records(self, teachers):
+        skill = self.skill
+        names = [
+            "labelled",
+            "correct",
+            "accuracy",
+            "accuracy_shrunk",
+            "accuracy_low",
+            "accuracy_high",
+            "agreement_rows",
+            "agreement",
+            "agreement_rate",
+            "agreement_shrunk",
+            "agreement_low",
+            "agreement_high",
+            "skill",
+        ]
+        scored = self.scored.sum(axis=1)
+        return [
+            {
+                "teacher": self.teachers[k],
+                "scored": int(scored[k]),
+                **{name: skill[name][k].item() for name in names},
+            }
+            for k in teachers
+        ]
+
+    def conflict_pairs_frame(self):
+        """Every pair of teachers that scored a row together, labels
+        pooled: `teacher_a`, `teacher_b`, `scored` (rows both scored) and
+        `conflict` (the share where their votes differ), most
+        conflicting first. Sparse: a crowd lists thousands of pairs, not
+        N x N."""
+        import pandas as pd
+
+        teachers = self.co_scored["teachers"]
+        rows = self.co_scored["scored"].sum(axis=1)
+        differ = self.co_scored["differ"].sum(axis=1)
+        order = np.lexsort((-rows, -differ / np.maximum(rows, 1)))
+        names = np.asarray(self.teachers, dtype=object)
+        return pd.DataFrame(
+            {
+                "teacher_a": names[teachers[order, 0]],
+                "teacher_b": names[teachers[order, 1]],
+                "scored": rows[order],
+                "conflict": differ[order] / np.maximum(rows[order], 1),
+            }
+        )
 
     def similarity_frame(self):
         """The cosine similarity of the task embeddings, or `None`."""
@@ -514,6 +774,8 @@ class TeacherReport:
             f"teacher scored, n/a below {self.min_labelled}.)",
             "",
         ]
+        if self.summarized:
+            return "\n".join(lines + self._summary_lines()) + "\n"
         records = self._records(per_label)
         columns = list(records[0])
         header = [_LABELS[c] for c in columns]
@@ -554,6 +816,121 @@ class TeacherReport:
             )
         return "\n".join(lines) + "\n"
 
+    def _summary_lines(self):
+        count, k = len(self.teachers), self.top_k
+        lines = [
+            f"{count} teachers, more than summarize_above="
+            f"{self.summarize_above}: each statistic as its distribution over "
+            "the teachers, labels pooled (`to_frame()` has a row per "
+            "teacher, `plot()` draws the histograms); no N x N matrix.",
+            "",
+            "**Per-teacher statistics** (quantiles over the teachers "
+            "measured; n/a: teachers without a value)",
+            "",
+        ]
+        rows = []
+        for name, values in self.distributions.items():
+            quantiles = values["quantiles"]
+            if name in ("scored", "labelled"):  # Counts.
+                quantiles = [
+                    "n/a" if np.isnan(q) else f"{q:g}" for q in quantiles
+                ]
+            if name == "pair conflict":
+                name = f"pair conflict (pairs, >= {self.min_overlap} rows)"
+            rows.append([name, values["measured"], values["missing"]])
+            rows[-1] += list(quantiles)
+        lines += _table(
+            ["statistic", "teachers", "n/a", "min", "10%", "median", "90%"]
+            + ["max"],
+            rows,
+        )
+        skill = self.skill
+        basis = (
+            "the share of its votes on labelled rows that match the ground "
+            "truth"
+            if skill["basis"] == "ground truth"
+            else "the share of its votes that match the other teachers' "
+            "majority (no ground truth)"
+        )
+        lines += [
+            "",
+            f"**Skill** ({basis}, shrunk towards the pooled rate with "
+            f"{self.shrinkage:g} pseudo-rows; 95% Wilson interval on the raw "
+            "counts; agreement: votes matching the other teachers' "
+            "majority, over the rows where they have one). Highest and "
+            f"lowest {k}:",
+            "",
+        ]
+        order = skill["order"]
+        shown = list(order[:k]) + list(order[max(k, count - k) :])
+        rows = []
+        for rank, record in zip(
+            [
+                *range(1, min(k, count) + 1),
+                *range(max(k, count - k) + 1, count + 1),
+            ],
+            self._skill_records(shown),
+            strict=True,
+        ):
+            interval = "n/a"
+            if not np.isnan(record["accuracy_low"]):
+                interval = (
+                    f"{record['accuracy_low']:.2f}-"
+                    f"{record['accuracy_high']:.2f}"
+                )
+            rows.append(
+                [
+                    rank,
+                    record["teacher"],
+                    record["scored"],
+                    record["labelled"],
+                    record["accuracy"],
+                    record["accuracy_shrunk"],
+                    interval,
+                    record["agreement_rows"],
+                    record["agreement_shrunk"],
+                ]
+            )
+        lines += _table(
+            ["rank", "teacher", "scored", "labelled", "accuracy", "shrunk"]
+            + ["95% interval", "agreement rows", "agreement (shrunk)"],
+            rows,
+        )
+        num_pairs = len(self.co_scored["teachers"])
+        ranked = self.distributions["pair conflict"]["measured"]
+        lines += [
+            "",
+            "**Most conflicting pairs** (share of the rows both scored where "
+            f"their votes differ; {num_pairs} pairs scored a row together, "
+            f"{ranked} of them at least min_overlap={self.min_overlap} rows)",
+            "",
+        ]
+        if self.top_conflicts:
+            lines += _table(
+                ["teacher", "teacher", "co-scored", "conflict"],
+                [
+                    [*pair["teachers"], pair["scored"], pair["conflict"]]
+                    for pair in self.top_conflicts
+                ],
+            )
+        else:
+            lines.append(f"No pair scored {self.min_overlap} rows together.")
+        if self.student is not None:
+            lines += ["", self._student_line()]
+        if self.task_table is not None:
+            table = self.task_table
+            rows, width = table["shape"]
+            lines += [
+                "",
+                f"**Task table**: {rows} x {width} {table['dtype']}, "
+                f"{summary.byte_size(table['bytes'])} "
+                f"({table['bytes'] // rows} bytes a task): what the student "
+                "holds per teacher, whatever the rows.",
+            ]
+        if self.notes:
+            lines += [""] + [f"- {note}" for note in self.notes]
+        return lines
+
     def _student_line(self):
         student = self.student
         parts = []
@@ -578,6 +955,26 @@ class TeacherReport:
 
     # === Plots ===
 
+    def _pooled_calibration(self):
+        """The teachers' reliability bins pooled into one diagram (and the
+        student's, kept apart)."""
+        pooled = {}
+        for name in ("all teachers", "student: ground truth"):
+            if name == "all teachers":
+                bins = [self.calibration[t] for t in self.teachers]
+            elif name in self.calibration:
+                bins = [self.calibration[name]]
+            else:
+                continue
+            count = np.sum([b[0] for b in bins], axis=0)
+            sums = [
+                np.sum([np.nan_to_num(b[i]) * b[0] for b in bins], axis=0)
+                for i in (1, 2)
+            ]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pooled[name] = (count, sums[0] / count, sums[1] / count)
+        return pooled
+
     def plot(self, directory, label=None):
         """Writes the report's pictures as PNG files into `directory`.
 
@@ -588,15 +985,35 @@ class TeacherReport:
         of the task embeddings. Drawn with matplotlib's Agg renderer,
         without touching pyplot's state.
 
+        A summary (more than `summarize_above` teachers) draws instead:
+        `teacher_reliability.png` with the teachers pooled into one
+        diagram (and the student's); `teacher_histograms.png`, a
+        histogram over the teachers of each per-teacher statistic
+        (coverage, PR-AUC, ECE, skill, fidelity, ...) and of the pairs'
+        conflict; `teacher_conflict.png`, the `top_k` most conflicting
+        pairs with the rows they co-scored.
+
         Args:
             directory: str. Made if missing.
             label: int or `None`. The label of the conflict heatmap;
-                `None` pools all labels. Defaults to `None`.
+                `None` pools all labels (as a summary always does).
+                Defaults to `None`.
 
         Returns:
             A dict `{picture name: path}`.
         """
         os.makedirs(directory, exist_ok=True)
+        if self.summarized:
+            paths = {
+                name: os.path.join(directory, f"teacher_{name}.png")
+                for name in ("reliability", "histograms", "conflict")
+            }
+            plots.reliability(
+                self, paths["reliability"], self._pooled_calibration()
+            )
+            plots.histograms(self, paths["histograms"])
+            plots.top_conflicts(self, paths["conflict"])
+            return paths
         paths = {
             "reliability": os.path.join(directory, "teacher_reliability.png"),
             "conflict": os.path.join(directory, "teacher_conflict.png"),
