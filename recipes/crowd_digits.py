@@ -343,7 +343,10 @@ def run_curve(args):
     if os.path.exists(path + ".json"):
         with open(path + ".json") as f:
             results = json.load(f)
-    settings = {k: v for k, v in vars(args).items() if k != "output"}
+    # What every run of the curve shares (processes may differ in students
+    # and seeds only).
+    skip = ("output", "students", "values", "seeds", "first_seed")
+    settings = {k: v for k, v in vars(args).items() if k not in skip}
     settings["backend"] = keras.config.backend()
     results["settings"] = settings
     images, digits = image_digits.load_images()
@@ -353,13 +356,16 @@ def run_curve(args):
     def save():
         # Several processes may fill one curve (e.g. one student each):
         # what is on disk is merged in under a lock, never overwritten.
-        with open(path + ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if os.path.exists(path + ".json"):
-                with open(path + ".json") as f:
-                    _merge(results, json.load(f))
-            with open(path + ".json", "w") as f:
-                json.dump(results, f, indent=1)
+        with open(path + ".json", "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.seek(0)
+            text = f.read()
+            if text:
+                _merge(results, json.loads(text))
+            f.seek(0)
+            f.truncate()
+            json.dump(results, f, indent=1)
+            f.flush()
             write_curve(results, path)
 
     for seed in range(args.first_seed, args.first_seed + args.seeds):
