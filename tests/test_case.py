@@ -15,8 +15,13 @@ from keras_t2t.models import Teacher2TaskBackbone
 from keras_t2t.models import Teacher2TaskClassifier
 
 # The tests' Teacher2Task backbone, tiny as keras-hub's test configs are;
-# a feature model (8 features) unless `vocabulary_size` is given.
+# a feature model (8 features) unless `vocabulary_size` is given. Per
+# example (a `teacher_id` per example) unless `task_layout` is given: most
+# tests exercise the checks, training and saving paths through it; the
+# sparse layout (the library's default) and the packed one have tests of
+# their own.
 TINY_BACKBONE = {
+    "task_layout": "per_example",
     "num_teachers": 3,
     "num_layers": 2,
     "num_heads": 2,

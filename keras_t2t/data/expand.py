@@ -8,6 +8,7 @@ from keras_t2t.data.sources import read_rows
 # Rows are expanded in blocks: one vectorised `tf.where` per block instead
 # of a `flat_map` per row.
 _BLOCK_ROWS = 1024
+LAYOUTS = ("sparse", "packed", "per_example")
 
 
 def expand(
@@ -21,7 +22,8 @@ def expand(
     ground_truth_weight=1.0,
     teacher_weight=1.0,
     balance=None,
-    packed=False,
+    layout="sparse",
+    packed=None,
     shuffle_buffer=None,
     seed=None,
     preprocessor=None,
@@ -33,12 +35,22 @@ def expand(
     """Expands a multi-teacher table into Teacher2Task examples.
 
     A table has one row per input, a ground-truth label for some rows and
-    confidence scores from N teachers for many. Teacher2Task trains on one
-    example per (row, source) that has a value: the ground truth as task 0
-    (the primary task), teacher k's confidence as task k. Rows where no
-    source has a value give no example (see `summarize` for the counts);
-    nothing else is dropped. The expansion is a `tf.data` transformation:
-    only streamed blocks of rows are ever held.
+    confidence scores from N teachers for many. Teacher2Task learns each
+    source as a task: the ground truth as task 0 (the primary task),
+    teacher k's confidence as task k. The `layout` must match the model's
+    `Teacher2TaskBackbone(task_layout=...)`:
+    - `"sparse"` (the default): one example per row, carrying the ids of
+      its tasks, `task_ids`: the ground truth at slot 0 (its target NaN
+      where the row is unlabelled), then the teachers that scored the
+      row, in id order. Batches are padded to their longest row (id -1,
+      target NaN). A row scored by 3 of 1,000 teachers has 4 slots.
+    - `"packed"`: one example per row, a target for each of the N + 1
+      tasks (NaN where a source did not score).
+    - `"per_example"`: one example per (row, source) that has a value,
+      with its `teacher_id`.
+    Rows where no source has a value give no example (see `summarize` for
+    the counts); nothing else is dropped. The expansion is a `tf.data`
+    transformation: only streamed blocks of rows are ever held.
 
     Sources: a dict of arrays, a pandas DataFrame, a `tf.data.Dataset` of
     dicts (a TFDS dataset too), or a path to a CSV, JSON Lines, Parquet or
@@ -72,16 +84,17 @@ def expand(
         balance: float in `(0, 1)` or `None`. If set, ground-truth
             examples are repeated so that they make up this share of the
             stream; an epoch ends when the teacher examples run out, each
-            seen once. Packed, rows with a ground-truth value are repeated
-            to make up this share of the rows. Defaults to `None` (every
-            example once per epoch).
-        packed: bool. If `True`, rows stay rows: one example per row with a
-            value from any source, its target `(num_teachers + 1,
-            num_labels)` holding every source (NaN where it did not score),
-            for a packed model (`Teacher2TaskBackbone(task_layout=
-            "packed")`). Weight tasks in the loss
-            (`MaskedMultiTaskLoss(task_weights=...)`), not with
-            `ground_truth_weight`/`teacher_weight`. Defaults to `False`.
+            seen once. Sparse or packed, rows with a ground-truth value are
+            repeated to make up this share of the rows. Defaults to `None`
+            (every example once per epoch).
+        layout: str. `"sparse"`, `"packed"` or `"per_example"` (see
+            above). Sparse needs `batch_size` (each batch is padded to its
+            longest row). Sparse and packed weigh tasks in the loss, not
+            with `ground_truth_weight`/`teacher_weight`. Defaults to
+            `"sparse"`.
+        packed: bool or `None`. The older switch between the packed
+            (`True`) and per-example (`False`) layouts; `None` leaves
+            `layout` in charge. Defaults to `None`.
         shuffle_buffer: int or `None`. Shuffles rows before and examples
             after the expansion with this buffer, so that a batch mixes
             rows and tasks. Defaults to `None` (table order).
@@ -111,8 +124,10 @@ def expand(
         A `tf.data.Dataset` of `(x, target, sample_weight)`: `x` holds the
         input columns and `teacher_id` (int32), `target` is
         `(num_labels,)` float32 with NaN where that label is missing.
-        Packed: `x` holds the input columns, `target` is
-        `(num_teachers + 1, num_labels)` and `sample_weight` is 1.
+        Sparse: `x` holds the input columns and `task_ids` (int32,
+        `(batch, slots)`), `target` is `(batch, slots, num_labels)` and
+        `sample_weight` is 1. Packed: `x` holds the input columns, `target`
+        is `(num_teachers + 1, num_labels)` and `sample_weight` is 1.
 
     Example:
     ```python
@@ -128,19 +143,29 @@ def expand(
     spec = TableSpec(
         vocabulary, inputs, ground_truth, teachers, **table_options
     )
+    if packed is not None:
+        layout = "packed" if packed else "per_example"
+    if layout not in LAYOUTS:
+        raise ValueError(
+            f"`layout` must be one of {list(LAYOUTS)} (the model's "
+            f"`task_layout`). Received: layout={layout!r}"
+        )
     if balance is not None and not 0.0 < balance < 1.0:
         raise ValueError(f"`balance` must be in (0, 1). Received: {balance}")
-    if packed and (
+    if layout != "per_example" and (
         ground_truth_weight != 1.0
         or isinstance(teacher_weight, dict)
         or teacher_weight != 1.0
     ):
         raise ValueError(
-            "With packed=True every task of a row is one example: weight "
-            "the tasks in the loss, `MaskedMultiTaskLoss(normalize='tasks', "
-            "task_weights=[ground_truth, teacher_1, ...])`, not with "
-            f"ground_truth_weight={ground_truth_weight} / teacher_weight="
-            f"{teacher_weight}."
+            f"With layout={layout!r} every task of a row is one example: "
+            "weight the tasks in the loss, not with ground_truth_weight="
+            f"{ground_truth_weight} / teacher_weight={teacher_weight}."
+        )
+    if layout == "sparse" and not batch_size:
+        raise ValueError(
+            "layout='sparse' pads each batch to its longest row (the rows "
+            "carry different numbers of tasks): pass `batch_size`."
         )
     rows = read_rows(source, spec, file_format=file_format)
     if isinstance(rows, MemoryRows):
@@ -154,7 +179,11 @@ def expand(
             )
 
     weights = _source_weights(vocabulary, ground_truth_weight, teacher_weight)
-    expand_block = _pack_block if packed else _expand_block
+    expand_block = {
+        "sparse": _sparse_block,
+        "packed": _pack_block,
+        "per_example": _expand_block,
+    }[layout]
 
     def one_pass(seed, reshuffle):
         raw_rows = rows.dataset
@@ -176,6 +205,8 @@ def expand(
             )
             .unbatch()
         )
+        if layout == "sparse":
+            examples = examples.map(_dense_slots, deterministic=True)
         if shuffle_buffer:
             seed_after = None if seed is None else seed + 1
             examples = examples.shuffle(
@@ -193,7 +224,13 @@ def expand(
                 seed=seed,
                 stop_on_empty_dataset=True,
             )
-        if batch_size:
+        if layout == "sparse":
+            examples = examples.padded_batch(
+                batch_size,
+                padding_values=_sparse_padding(examples.element_spec),
+                drop_remainder=drop_remainder,
+            )
+        elif batch_size:
             examples = examples.batch(batch_size, drop_remainder=drop_remainder)
         return examples
 
@@ -225,15 +262,15 @@ def expand(
 
 
 def _is_ground_truth(x, target, weight):
-    if "teacher_id" not in x:  # Packed: a row with a ground-truth value.
+    if "teacher_id" not in x:  # Sparse, packed: a row with a ground truth.
         return tf.reduce_any(~tf.math.is_nan(target[0]))
     return tf.equal(x["teacher_id"], 0)
 
 
 def _preprocess(preprocessor, x):
-    teacher_id = x["teacher_id"]
-    x = dict(preprocessor({k: v for k, v in x.items() if k != "teacher_id"}))
-    x["teacher_id"] = teacher_id
+    tasks = {k: v for k, v in x.items() if k in ("teacher_id", "task_ids")}
+    x = dict(preprocessor({k: v for k, v in x.items() if k not in tasks}))
+    x.update(tasks)
     return x
 
 
@@ -274,3 +311,52 @@ def _pack_block(block, weights):
     }
     targets = tf.boolean_mask(targets, scored)
     return x, targets, tf.ones(tf.shape(targets)[:1], tf.float32)
+
+
+def _sparse_block(block, weights):
+    targets = block["targets"]  # (rows, 1 + N, num_labels)
+    present = tf.reduce_any(~tf.math.is_nan(targets), axis=-1)
+    scored = tf.reduce_any(present, axis=1)
+    targets = tf.boolean_mask(targets, scored)
+    present = tf.boolean_mask(present, scored)
+    x = {
+        name: tf.boolean_mask(value, scored)
+        for name, value in block["inputs"].items()
+    }
+    # Slot 0 is the ground truth whether or not the row is labelled (its
+    # target is then NaN): the task read at inference keeps its place.
+    present = tf.concat([tf.ones_like(present[:, :1]), present[:, 1:]], 1)
+    pairs = tf.where(present)  # (slots, 2): row, task; row-major.
+    task_ids = tf.RaggedTensor.from_value_rowids(
+        tf.cast(pairs[:, 1], tf.int32),
+        pairs[:, 0],
+        nrows=tf.shape(present, out_type=tf.int64)[0],
+    )
+    slot_targets = tf.RaggedTensor.from_value_rowids(
+        tf.gather_nd(targets, pairs),
+        pairs[:, 0],
+        nrows=tf.shape(present, out_type=tf.int64)[0],
+    )
+    x["task_ids"] = task_ids
+    return x, slot_targets, tf.ones(tf.shape(targets)[:1], tf.float32)
+
+
+def _dense_slots(x, target, weight):
+    """A row's slots, unbatched from a ragged block, as plain tensors."""
+
+    def dense(value):
+        return (
+            value.to_tensor() if isinstance(value, tf.RaggedTensor) else value
+        )
+
+    x = {name: dense(value) for name, value in x.items()}
+    return x, dense(target), weight
+
+
+def _sparse_padding(element_spec):
+    """`padded_batch` values: empty slots are task -1 with a NaN target;
+    other inputs (fixed-size per table) keep the defaults."""
+    x, _, _ = element_spec
+    padding = {name: None for name in x}
+    padding["task_ids"] = tf.constant(-1, tf.int32)
+    return (padding, tf.constant(float("nan"), tf.float32), None)

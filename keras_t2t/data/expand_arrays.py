@@ -8,16 +8,22 @@ from keras_t2t.teacher_vocabulary import TeacherVocabulary
 _GROUND_TRUTH = "__ground_truth__"
 
 
-def expand_arrays(inputs, labels, teacher_scores, ground_truth_weight=1.0):
+def expand_arrays(
+    inputs, labels, teacher_scores, ground_truth_weight=1.0, layout="sparse"
+):
     """Expands an in-memory multi-teacher table into Teacher2Task examples.
 
     Each row holds model inputs, ground-truth labels (NaN where unknown)
     and each teacher's confidences (NaN where the teacher did not score).
-    The result has one example per (row, source) with at least one present
-    value: ground-truth examples get teacher id 0, teacher k's examples id
-    k. Rows where a source has no value give no example for that source.
-    The arrays go through `keras_t2t.data.expand`, so they are checked the
-    same way (labels 0/1, confidences in `[0, 1]`, NaN where missing).
+    The arrays go through `keras_t2t.data.expand` with the `layout` of the
+    model, so they are checked the same way (labels 0/1, confidences in
+    `[0, 1]`, NaN where missing) and expanded the same way: sparse (the
+    default), one example per row with `task_ids` (the ground truth, then
+    the teachers that scored the row, padded with -1 to the row with the
+    most sources); packed, one example per row with a target per task;
+    per-example, one example per (row, source) with a present value,
+    ground-truth examples with teacher id 0 and teacher k's with id k.
+    Rows where no source has a value give no example.
 
     Args:
         inputs: dict of arrays with a leading row dimension, e.g.
@@ -26,11 +32,18 @@ def expand_arrays(inputs, labels, teacher_scores, ground_truth_weight=1.0):
         teacher_scores: float array `(rows, num_teachers, num_labels)` of
             confidences in `[0, 1]`, NaN where missing.
         ground_truth_weight: float. The sample weight of ground-truth
-            examples; teacher examples get 1. Defaults to `1.0`.
+            examples, per-example layout; teacher examples get 1. Defaults
+            to `1.0`.
+        layout: str. `"sparse"`, `"packed"` or `"per_example"`, the
+            model's `task_layout`. Defaults to `"sparse"`.
 
     Returns:
-        A tuple `(x, y, sample_weight)`: `x` is `inputs` repeated per
-        example plus `teacher_id`, `y` is `(examples, num_labels)`.
+        A tuple `(x, y, sample_weight)`. Sparse: `x` is `inputs` of the
+        rows with a value plus `task_ids` `(rows, slots)`, `y` is `(rows,
+        slots, num_labels)`. Packed: `x` is `inputs`, `y` is `(rows,
+        num_teachers + 1, num_labels)`. Per-example: `x` is `inputs`
+        repeated per example plus `teacher_id`, `y` is `(examples,
+        num_labels)`.
 
     Example:
     ```python
@@ -76,6 +89,7 @@ def expand_arrays(inputs, labels, teacher_scores, ground_truth_weight=1.0):
         ground_truth=_GROUND_TRUTH,
         num_labels=num_labels,
         ground_truth_weight=ground_truth_weight,
+        layout=layout,
         batch_size=max(1, len(labels) * (1 + len(names))),
     )
     x, y, sample_weight = keras.tree.map_structure(

@@ -20,6 +20,11 @@ import numpy as np
 _TOLERANCE = 1e-5
 
 
+# Above this many tasks `all_tasks` (one named output per task) is left
+# out: a thousand outputs per request serve nobody; `tasks` takes the ids.
+_MAX_NAMED_TASKS = 64
+
+
 def export_saved_model(classifier, base_dir, version=1, probe=None):
     """Writes `classifier` as a TF Serving SavedModel in `base_dir/version`.
 
@@ -34,9 +39,14 @@ def export_saved_model(classifier, base_dir, version=1, probe=None):
       sequence length. A
       feature model takes `features` `(batch, seq, feature_dim)`, any
       `seq`, all positions attended.
-    - `all_tasks`: the same input -> one output per task, keyed by task
-      name (`ground_truth` and each teacher's name): how each teacher
-      would have scored the input.
+    - `tasks`: the same input and `task_ids` `(batch, slots)` ->
+      `confidences` `(batch, slots, num_labels)`, slot s read by task
+      `task_ids[:, s]` (0 the ground truth, k teacher k): how the teachers
+      asked for would have scored the input. A sparse model reads only
+      those tasks, whatever the number of teachers.
+    - `all_tasks` (models with at most 63 teachers): the same input ->
+      one output per task, keyed by task name (`ground_truth` and each
+      teacher's name).
     - `serving_masked` (feature models): `features` and `padding_mask`
       `(batch, seq)` -> `confidences`.
 
@@ -140,26 +150,50 @@ def _export(classifier, path, probe_file):
         + [f"teacher_{k}" for k in range(1, num_teachers + 1)]
     )
 
-    def run(model_inputs, task_id):
-        if classifier.backbone.packed:
-            # One pass reads every task; each endpoint takes its columns.
-            return classifier(model_inputs, training=False)[:, task_id]
+    backbone = classifier.backbone
+
+    def read(model_inputs, task_ids):
+        """The confidences `(batch, slots, num_labels)` of `task_ids`
+        `(batch, slots)` (an empty slot, -1, reads task 0)."""
+        task_ids = tf.cast(task_ids, tf.int32)
+        if backbone.sparse:
+            inputs = dict(model_inputs, task_ids=task_ids)
+            return classifier(inputs, training=False)
+        known = tf.maximum(task_ids, 0)
+        if backbone.packed:
+            # One pass reads every task; each slot takes its column.
+            outputs = classifier(model_inputs, training=False)
+            return tf.gather(outputs, known, batch_dims=1)
+        # Per-example: one row per (input, slot), folded back.
+        slots = tf.shape(known)[1]
+        inputs = {
+            name: tf.repeat(value, slots, axis=0)
+            for name, value in model_inputs.items()
+        }
+        inputs["teacher_id"] = tf.reshape(known, [-1])
+        outputs = classifier(inputs, training=False)
+        return tf.reshape(outputs, [-1, slots, classifier.num_labels])
+
+    def every_row(model_inputs, ids):
         batch = tf.shape(model_inputs["padding_mask"])[0]
-        inputs = dict(model_inputs, teacher_id=tf.fill([batch], task_id))
-        return classifier(inputs, training=False)
+        return tf.tile(tf.constant(ids, tf.int32)[None], [batch, 1])
 
     def ground_truth(model_inputs):
         combination = classifier.combination
         if combination is None:
-            return {"confidences": run(model_inputs, 0)}
-        tasks = [run(model_inputs, k) for k in range(num_teachers + 1)]
-        return {"confidences": combination(tf.stack(tasks, axis=1))}
+            return {
+                "confidences": read(model_inputs, every_row(model_inputs, [0]))[
+                    :, 0
+                ]
+            }
+        ids = combination.tasks(num_teachers).tolist()
+        tasks = read(model_inputs, every_row(model_inputs, ids))
+        return {"confidences": combination(tasks)}
 
     def all_tasks(model_inputs):
-        return {
-            name: run(model_inputs, task_id)
-            for task_id, name in enumerate(task_names)
-        }
+        ids = list(range(num_teachers + 1))
+        outputs = read(model_inputs, every_row(model_inputs, ids))
+        return {name: outputs[:, k] for k, name in enumerate(task_names)}
 
     # Keras's export archive tracks exactly the variables and resources the
     # endpoints use, so TF Serving's (TF1-style) loader restores them.
@@ -203,8 +237,17 @@ def _export(classifier, path, probe_file):
         lambda x: ground_truth(model_inputs(x)),
         input_signature=spec,
     )
+    if num_teachers + 1 <= _MAX_NAMED_TASKS:
+        archive.add_endpoint(
+            "all_tasks",
+            lambda x: all_tasks(model_inputs(x)),
+            input_signature=spec,
+        )
+    ids = tf.TensorSpec([None, None], tf.int32, name="task_ids")
     archive.add_endpoint(
-        "all_tasks", lambda x: all_tasks(model_inputs(x)), input_signature=spec
+        "tasks",
+        lambda x, task_ids: {"confidences": read(model_inputs(x), task_ids)},
+        input_signature=spec + [ids],
     )
     archive.write_out(path, verbose=False)
     _check(path, probe_file)

@@ -5,6 +5,37 @@ GROUND_TRUTH_TOKENS = ("free", "mixture")
 
 
 @keras.saving.register_keras_serializable(package="keras_t2t")
+class TeacherShrinkage(keras.regularizers.Regularizer):
+    """Pulls the teacher vectors of a task table towards their mean.
+
+    `strength * mean_k ||e_k - mean_j e_j||^2` over the teacher rows
+    (1..N) of the table; the ground-truth row 0 is free. A teacher with
+    many scores moves away from the crowd's mean vector as far as its
+    scores ask; one with a few dozen stays near it, as a random-effects
+    prior would keep it (annotator-embedding models under-fit annotators
+    with few labels without such sharing).
+
+    Args:
+        strength: float >= 0. Defaults to `0.01`.
+    """
+
+    def __init__(self, strength=0.01):
+        if not strength >= 0:
+            raise ValueError(
+                f"`strength` must be >= 0. Received: strength={strength}"
+            )
+        self.strength = float(strength)
+
+    def __call__(self, table):
+        teachers = table[1:]
+        spread = teachers - ops.mean(teachers, axis=0, keepdims=True)
+        return self.strength * ops.mean(ops.sum(ops.square(spread), axis=1))
+
+    def get_config(self):
+        return {"strength": self.strength}
+
+
+@keras.saving.register_keras_serializable(package="keras_t2t")
 class TeacherEmbedding(keras.layers.Layer):
     """Prepends a learned teacher (task) token to an embedded sequence.
 
@@ -26,6 +57,10 @@ class TeacherEmbedding(keras.layers.Layer):
             at the start) plus a learned offset that starts at zero, so the
             primary task starts as the teachers' average task and follows
             the teacher vectors as they train. Defaults to `"free"`.
+        teacher_shrinkage: float. The strength of a penalty pulling each
+            teacher vector towards the teachers' mean vector
+            (`TeacherShrinkage`), for many teachers with few scores each.
+            Defaults to `0.0` (none).
 
     Call arguments:
         teacher_id: int tensor of shape `(batch,)`.
@@ -52,6 +87,7 @@ class TeacherEmbedding(keras.layers.Layer):
         hidden_dim,
         embeddings_initializer=None,
         ground_truth_token="free",
+        teacher_shrinkage=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,6 +104,12 @@ class TeacherEmbedding(keras.layers.Layer):
         self.num_teachers = num_teachers
         self.hidden_dim = hidden_dim
         self.ground_truth_token = ground_truth_token
+        self.teacher_shrinkage = float(teacher_shrinkage)
+        if self.teacher_shrinkage < 0:
+            raise ValueError(
+                "`teacher_shrinkage` must be >= 0. Received: "
+                f"teacher_shrinkage={teacher_shrinkage}"
+            )
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer
         )
@@ -76,6 +118,11 @@ class TeacherEmbedding(keras.layers.Layer):
         self.embeddings = self.add_weight(
             shape=(self.num_teachers + 1, self.hidden_dim),
             initializer=self.embeddings_initializer,
+            regularizer=(
+                TeacherShrinkage(self.teacher_shrinkage)
+                if self.teacher_shrinkage and self.num_teachers > 1
+                else None
+            ),
             name="embeddings",
         )
         if self.ground_truth_token == "mixture":
@@ -143,6 +190,7 @@ class TeacherEmbedding(keras.layers.Layer):
                 "num_teachers": self.num_teachers,
                 "hidden_dim": self.hidden_dim,
                 "ground_truth_token": self.ground_truth_token,
+                "teacher_shrinkage": self.teacher_shrinkage,
                 "embeddings_initializer": keras.initializers.serialize(
                     self.embeddings_initializer
                 ),

@@ -33,6 +33,7 @@ def check_arrays(model, x, y=None, sample_weight=None):
         x = complete_and_check_inputs(model.backbone, x)
         if y is not None and not isinstance(y, tf.Tensor):
             y = check_targets(np.asarray(y), *_target_spec(model))
+            _check_slots(model.backbone, x, y)
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight)
         check_lengths(x, y, sample_weight)
@@ -46,22 +47,40 @@ def check_batch(model, x, y=None, sample_weight=None):
         sample_weight = check_sample_weight(sample_weight)
     if y is not None:
         y = check_targets(y, *_target_spec(model))
+        _check_slots(model.backbone, x, y)
     return x, y, sample_weight
 
 
+def _check_slots(backbone, x, y):
+    """A sparse model's targets have one entry per slot of `task_ids`."""
+    if not backbone.sparse:
+        return
+    slots, target_slots = x["task_ids"].shape[1], y.shape[1]
+    if None not in (slots, target_slots) and slots != target_slots:
+        raise ValueError(
+            f"'task_ids' has {slots} slots per row but the targets have "
+            f"{target_slots}: a sparse model's targets are (batch, slots, "
+            "num_labels), the target of slot s for the task in "
+            "task_ids[:, s] (NaN for an empty slot, id -1)."
+        )
+
+
 def check_every_task_inputs(x):
-    """Checks the inputs of a per-example `predict(..., all_tasks=True)`."""
+    """Checks the inputs of `predict(..., all_tasks=...)` on a per-example
+    or sparse model: arrays, the tasks not named in them."""
     if not (
         isinstance(x, dict)
         and all(isinstance(value, np.ndarray) for value in x.values())
-    ) or ("teacher_id" in x):
+    ) or ({"teacher_id", "task_ids"} & set(x)):
         received = (
-            "a 'teacher_id' input" if isinstance(x, dict) else type(x).__name__
+            f"a {sorted({'teacher_id', 'task_ids'} & set(x))[0]!r} input"
+            if isinstance(x, dict)
+            else type(x).__name__
         )
         raise ValueError(
-            "`predict(..., all_tasks=True)` on a per-example model takes "
-            "a dict of arrays without 'teacher_id' (each task is run "
-            f"in turn). Received: {received}"
+            "`predict(..., all_tasks=...)` on a per-example or sparse model "
+            "takes a dict of arrays without 'teacher_id' or 'task_ids' (the "
+            f"tasks come from `all_tasks`). Received: {received}"
         )
 
 
@@ -84,12 +103,19 @@ def complete_and_check_inputs(backbone, x):
     expected = {"teacher_id", sequence_name, "padding_mask"}
     if backbone.packed:
         expected.remove("teacher_id")
+        if backbone.sparse:
+            expected.add("task_ids")
         if "teacher_id" in x:
+            tasks = (
+                "names the tasks of each row in 'task_ids' (batch, slots)"
+                if backbone.sparse
+                else "reads every task in one pass"
+            )
             raise ValueError(
-                "This packed model (task_layout='packed') reads every "
-                "task in one pass and takes no 'teacher_id': its targets "
-                "are (batch, num_teachers + 1, num_labels), and "
-                "`predict(..., all_tasks=True)` returns every task."
+                f"This model (task_layout={backbone.task_layout!r}) {tasks} "
+                "and takes no 'teacher_id': its targets are (batch, "
+                "tasks, num_labels), and `predict(..., all_tasks=...)` "
+                "returns the tasks asked for."
             )
     unexpected = sorted(set(x) - expected)
     if unexpected:
@@ -142,6 +168,17 @@ def complete_and_check_inputs(backbone, x):
         x["padding_mask"] = backend.ones(
             backend.shape(sequence)[:2], dtype="int32"
         )
+    if backbone.sparse:
+        if "task_ids" not in x:
+            # Inference asks for the primary task: the ground truth, id 0.
+            rows = backend.shape(sequence)[0]
+            x["task_ids"] = backend.zeros(
+                backend.stack([rows, 1]), dtype="int32"
+            )
+        x["task_ids"] = _check_task_ids(
+            x["task_ids"], backbone.num_teachers, backend
+        )
+        return x
     if backbone.packed:
         return x
     if "teacher_id" not in x:
@@ -159,24 +196,31 @@ def check_targets(y, num_labels, backbone, task_names=None):
     """Checks the targets' shape and values: NaN (missing) or in [0, 1]."""
     shape = tuple(y.shape)
     expected = (num_labels,)
-    if backbone.packed:
+    if backbone.sparse:
+        expected = (None, num_labels)
+    elif backbone.packed:
         expected = (backbone.num_teachers + 1, num_labels)
     if len(shape) == len(expected) and num_labels == 1:
         y = y[..., None]
         shape = tuple(y.shape)
     if len(shape) != len(expected) + 1 or any(
-        size not in (None, want)
+        size not in (None, want) and want is not None
         for size, want in zip(shape[1:], expected, strict=True)
     ):
-        layout = (
-            "packed, one row per input and a target per task (NaN "
-            "where a source did not score)"
-            if backbone.packed
-            else "one example per (input, task)"
-        )
+        layout = "one example per (input, task)"
+        if backbone.sparse:
+            layout = (
+                "sparse, one row per input and a target per slot of "
+                "'task_ids' (NaN for an empty slot)"
+            )
+        elif backbone.packed:
+            layout = (
+                "packed, one row per input and a target per task (NaN "
+                "where a source did not score)"
+            )
+        sizes = ", ".join("slots" if n is None else str(n) for n in expected)
         raise ValueError(
-            f"Targets must have shape (batch, "
-            f"{', '.join(map(str, expected))}) for this model "
+            f"Targets must have shape (batch, {sizes}) for this model "
             f"(num_labels={num_labels}; {layout}), NaN where a "
             f"value is missing. Received shape {shape}."
         )
@@ -194,7 +238,9 @@ def check_targets(y, num_labels, backbone, task_names=None):
         bad = ~np.isnan(y) & ((y < 0) | (y > 1))
     if bad.any():
         index = np.unravel_index(np.flatnonzero(bad)[0], bad.shape)
-        if backbone.packed:
+        if backbone.sparse:
+            where = f"example {index[0]}, slot {index[1]}, label {index[2]}"
+        elif backbone.packed:
             task = int(index[1])
             name = f" ({task_names[task]!r})" if task_names else ""
             where = f"example {index[0]}, task {task}{name}, label {index[2]}"
@@ -282,6 +328,37 @@ def _check_teacher_ids(teacher_id, num_teachers, backend):
     ]
     with tf.control_dependencies(checks):
         return tf.identity(teacher_id)
+
+
+def _check_task_ids(task_ids, num_teachers, backend):
+    message = (
+        f"'task_ids' must be in [-1, {num_teachers}] with shape (batch, "
+        f"slots): 0 is the ground truth, 1..{num_teachers} the model's "
+        f"{num_teachers} teachers and -1 an empty slot."
+    )
+    if len(task_ids.shape) != 2:
+        raise ValueError(f"{message} Received shape {tuple(task_ids.shape)}.")
+    if backend is np:
+        task_ids = np.asarray(task_ids)
+        if not np.issubdtype(task_ids.dtype, np.integer):
+            raise ValueError(f"{message} Received dtype {task_ids.dtype}.")
+        bad = (task_ids < -1) | (task_ids > num_teachers)
+        if bad.any():
+            row, slot = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{message} Received task id {task_ids[row, slot]} at "
+                f"example {row}, slot {slot}."
+            )
+        return task_ids.astype("int32")
+    if not task_ids.dtype.is_integer:
+        raise ValueError(f"{message} Received dtype {task_ids.dtype.name}.")
+    task_ids = tf.cast(task_ids, "int32")
+    checks = [
+        tf.debugging.assert_greater_equal(task_ids, -1, message=message),
+        tf.debugging.assert_less_equal(task_ids, num_teachers, message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(task_ids)
 
 
 def _check_token_ids(token_ids, vocabulary_size, backend):

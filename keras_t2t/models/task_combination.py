@@ -28,9 +28,16 @@ class TaskCombination:
     on its own training targets. Fit it with
     `Teacher2TaskClassifier.fit_combination`.
 
+    With many teachers, a combination can read a subset (`task_ids`, e.g.
+    the teachers that scored the labelled rows): the others get weight 0
+    and are never predicted.
+
     Args:
-        weights: list of N floats, one per teacher task.
+        weights: list of floats, one per teacher task read (N, or
+            `len(task_ids)`).
         bias: list of `num_labels` floats.
+        task_ids: list of ints or `None`. The teacher tasks read, in the
+            order of `weights`. Defaults to `None`: every teacher, 1..N.
 
     Example:
     ```python
@@ -39,26 +46,52 @@ class TaskCombination:
     ```
     """
 
-    def __init__(self, weights, bias):
+    def __init__(self, weights, bias, task_ids=None):
         self.weights = [float(w) for w in weights]
         self.bias = [float(b) for b in bias]
+        self.task_ids = None
+        if task_ids is not None:
+            self.task_ids = [int(k) for k in task_ids]
+            if (
+                len(self.task_ids) != len(self.weights)
+                or min(self.task_ids) < 1
+            ):
+                raise ValueError(
+                    "`task_ids` must name one teacher task (>= 1) per "
+                    f"weight. Received task_ids={self.task_ids} for "
+                    f"{len(self.weights)} weights."
+                )
+
+    def tasks(self, num_teachers):
+        """The task ids whose predictions `__call__` takes, in order."""
+        if self.task_ids is None:
+            return np.arange(num_teachers + 1, dtype="int32")
+        return np.asarray(self.task_ids, "int32")
 
     @classmethod
-    def fit(cls, task_scores, labels, l2=1.0, iterations=50):
+    def fit(cls, task_scores, labels, l2=1.0, iterations=50, task_ids=None):
         """Fits the combination on labelled rows.
 
         Args:
             task_scores: float array `(rows, N + 1, num_labels)`, every
                 task's confidences (`predict(..., all_tasks=True)`); task
-                0 is not used.
+                0 is not used. With `task_ids`, `(rows, len(task_ids),
+                num_labels)`, those tasks' confidences.
             labels: float array `(rows, num_labels)`, 0/1, NaN where
                 unknown.
             l2: float. Strength of the pull towards the teachers' mean
                 logit, in labelled entries: `l2=1` weighs like one
                 labelled entry. Defaults to `1.0`.
             iterations: int. Newton steps. Defaults to 50.
+            task_ids: list of ints or `None`. The teacher tasks of
+                `task_scores`. Defaults to every teacher.
         """
         task_scores = np.asarray(task_scores, "float64")
+        if task_ids is not None:
+            # The subset's scores, behind a ground-truth column not read.
+            task_scores = np.concatenate(
+                [np.zeros_like(task_scores[:, :1]), task_scores], axis=1
+            )
         labels = np.asarray(labels, "float64").reshape(len(task_scores), -1)
         if task_scores.ndim != 3 or task_scores.shape[2] != labels.shape[1]:
             raise ValueError(
@@ -92,19 +125,26 @@ class TaskCombination:
             theta -= step
             if np.abs(step).max() < 1e-8:
                 break
-        return cls(theta[:num_teachers], theta[num_teachers:])
+        return cls(theta[:num_teachers], theta[num_teachers:], task_ids)
 
     def __call__(self, task_scores):
-        """Combined confidences `(rows, num_labels)` from every task's."""
+        """Combined confidences `(rows, num_labels)` from the tasks'
+        confidences, `(rows, len(tasks(N)), num_labels)`."""
         task_scores = ops.convert_to_tensor(task_scores)
         dtype = task_scores.dtype
-        logits = _logit(task_scores[:, 1:], ops)
+        if self.task_ids is None:
+            task_scores = task_scores[:, 1:]
+        logits = _logit(task_scores, ops)
         weights = ops.convert_to_tensor(self.weights, dtype)
         mixed = ops.einsum("btl,t->bl", logits, weights)
         return ops.sigmoid(mixed + ops.convert_to_tensor(self.bias, dtype))
 
     def get_config(self):
-        return {"weights": self.weights, "bias": self.bias}
+        return {
+            "weights": self.weights,
+            "bias": self.bias,
+            "task_ids": self.task_ids,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -115,7 +155,9 @@ class TaskCombination:
         return f"TaskCombination(weights=[{weights}])"
 
 
-def fit_combination(classifier, x, y, validation_data=None, l2="auto"):
+def fit_combination(
+    classifier, x, y, validation_data=None, l2="auto", task_ids=None
+):
     """Learns to read the ground truth from the teacher tasks.
 
     `Teacher2TaskClassifier.fit_combination(x, y, ...)`: fits a
@@ -137,6 +179,10 @@ def fit_combination(classifier, x, y, validation_data=None, l2="auto"):
             `TaskCombination.fit`). `"auto"` picks one of
             `(1, 10, 100, 1000)` on the validation data, or 10 without.
             Defaults to `"auto"`.
+        task_ids: list of ints or `None`. The teacher tasks to combine.
+            With many teachers, e.g. the ones that scored the labelled
+            rows: only they are predicted, on the labelled and validation
+            rows, and the others get weight 0. Defaults to every teacher.
 
     Returns:
         A dict: `combination` (the fitted one), `l2`, `kept` (bool) and,
@@ -152,7 +198,10 @@ def fit_combination(classifier, x, y, validation_data=None, l2="auto"):
     ```
     """
     classifier.combination = None
-    scores = classifier.predict(x, all_tasks=True, verbose=0)
+    read = True if task_ids is None else [0, *task_ids]
+    scores = classifier.predict(x, all_tasks=read, verbose=0)
+    # Task 0 leads `scores`, for the comparison with the ground truth.
+    fit_scores = scores if task_ids is None else scores[:, 1:]
     labels = _labels(y, classifier.num_labels)
     candidates = [l2]
     if l2 == "auto":
@@ -163,12 +212,12 @@ def fit_combination(classifier, x, y, validation_data=None, l2="auto"):
     if validation_data is None:
         report["l2"] = candidates[0]
         report["combination"] = TaskCombination.fit(
-            scores, labels, l2=candidates[0]
+            fit_scores, labels, l2=candidates[0], task_ids=task_ids
         )
     else:
         x_val, y_val = validation_data
         y_val = _labels(y_val, classifier.num_labels)
-        val_scores = classifier.predict(x_val, all_tasks=True, verbose=0)
+        val_scores = classifier.predict(x_val, all_tasks=read, verbose=0)
         report["task_0"] = _pr_auc(y_val, val_scores[:, 0])
         if np.isnan(report["task_0"]):
             raise ValueError(
@@ -178,10 +227,13 @@ def fit_combination(classifier, x, y, validation_data=None, l2="auto"):
             )
         report["combined"] = -1.0
         for strength in candidates:
-            combination = TaskCombination.fit(scores, labels, l2=strength)
-            value = _pr_auc(
-                y_val, ops.convert_to_numpy(combination(val_scores))
+            combination = TaskCombination.fit(
+                fit_scores, labels, l2=strength, task_ids=task_ids
             )
+            combined = combination(
+                val_scores if task_ids is None else val_scores[:, 1:]
+            )
+            value = _pr_auc(y_val, ops.convert_to_numpy(combined))
             if value > report["combined"]:
                 report.update(
                     combined=value, combination=combination, l2=strength

@@ -1,9 +1,11 @@
-"""`Teacher2TaskClassifier.predict`: the ground truth, or every task.
+"""`Teacher2TaskClassifier.predict`: the ground truth, or chosen tasks.
 
-A packed model reads every task in one pass; a per-example model runs
-once per task, its `teacher_id` set to each in turn. The ground truth is
-task 0, or the classifier's `combination` of the teacher tasks. No rows
-give an empty result without running Keras's `predict` (which fails on no
+A packed model reads every task in one pass; a sparse model reads the
+tasks asked for (in groups of `_SLOTS_PER_PASS`, so that a thousand
+teachers never make a thousand-token row); a per-example model runs once
+per task, its `teacher_id` set to each in turn. The ground truth is task
+0, or the classifier's `combination` of teacher tasks. No rows give an
+empty result without running Keras's `predict` (which fails on no
 batches, and on JAX leaves the model unable to predict again); on several
 devices the batches are padded to split evenly (`device_padding`).
 """
@@ -15,43 +17,102 @@ from keras_t2t.models import array_inputs
 from keras_t2t.models import device_padding
 from keras_t2t.models import input_checks
 
+# The most task slots a sparse model reads in one pass of `predict`.
+_SLOTS_PER_PASS = 64
+
 
 def predict(model, keras_predict, x, batch_size=None, all_tasks=False, **kw):
     """`model`'s predictions through `keras_predict` (Keras's `predict`)."""
-    if model.combination is not None and not all_tasks:
-        outputs = predict(
-            model, keras_predict, x, batch_size, all_tasks=True, **kw
-        )
+    task_ids = wanted_tasks(model.backbone.num_teachers, all_tasks)
+    if model.combination is not None and task_ids is None:
+        tasks = model.combination.tasks(model.backbone.num_teachers)
+        outputs = predict(model, keras_predict, x, batch_size, tasks, **kw)
         return ops.convert_to_numpy(model.combination(outputs))
-    if model.backbone.packed:
+    backbone = model.backbone
+    if backbone.sparse and task_ids is not None:
+        _check_arrays(x)
+        rows = array_inputs.num_rows(x)
+        return np.concatenate(
+            [
+                _predict(
+                    model,
+                    keras_predict,
+                    dict(x, task_ids=np.tile(group, (rows, 1))),
+                    batch_size,
+                    **kw,
+                )
+                for group in np.array_split(
+                    task_ids, -(-len(task_ids) // _SLOTS_PER_PASS)
+                )
+            ],
+            axis=1,
+        )
+    if backbone.sparse:
         outputs = _predict(model, keras_predict, x, batch_size, **kw)
-        return outputs if all_tasks else outputs[:, 0]
-    if not all_tasks:
+        asked = isinstance(x, dict) and "task_ids" in x
+        return outputs if asked else outputs[:, 0]
+    if backbone.packed:
+        outputs = _predict(model, keras_predict, x, batch_size, **kw)
+        return outputs[:, 0] if task_ids is None else outputs[:, task_ids]
+    if task_ids is None:
         return _predict(model, keras_predict, x, batch_size, **kw)
-    if isinstance(x, dict):
-        x = {name: np.asarray(value) for name, value in x.items()}
-    input_checks.check_every_task_inputs(x)
-    size = array_inputs.num_rows(x)
+    _check_arrays(x)
+    rows = array_inputs.num_rows(x)
     return np.stack(
         [
             _predict(
                 model,
                 keras_predict,
-                dict(x, teacher_id=np.full(size, task, "int32")),
+                dict(x, teacher_id=np.full(rows, task, "int32")),
                 batch_size,
                 **kw,
             )
-            for task in range(model.backbone.num_teachers + 1)
+            for task in task_ids
         ],
         axis=1,
     )
+
+
+def wanted_tasks(num_teachers, all_tasks):
+    """`all_tasks` as an int array of task ids, or `None` (the default)."""
+    if all_tasks is False or all_tasks is None:
+        return None
+    if all_tasks is True:
+        return np.arange(num_teachers + 1, dtype="int32")
+    ids = np.asarray(all_tasks)
+    if (
+        ids.ndim != 1
+        or len(ids) == 0
+        or not np.issubdtype(ids.dtype, np.integer)
+    ):
+        raise ValueError(
+            "`all_tasks` must be True (every task) or a non-empty list of "
+            f"task ids in [0, {num_teachers}]. Received: {all_tasks!r}"
+        )
+    bad = (ids < 0) | (ids > num_teachers)
+    if bad.any():
+        raise ValueError(
+            f"`all_tasks` names task {ids[bad][0]}; task ids are in [0, "
+            f"{num_teachers}] (0 the ground truth, 1..{num_teachers} the "
+            "teachers)."
+        )
+    return ids.astype("int32")
+
+
+def _check_arrays(x):
+    if isinstance(x, dict):
+        x.update({name: np.asarray(value) for name, value in x.items()})
+    input_checks.check_every_task_inputs(x)
 
 
 def _predict(model, keras_predict, x, batch_size, **kwargs):
     x, _, _ = input_checks.check_arrays(model, x)
     if array_inputs.no_rows(x):
         shape = (0, model.num_labels)
-        if model.backbone.packed:
+        if model.backbone.sparse:
+            slots = x["task_ids"].shape[1] if "task_ids" in x else 1
+            shape = (0, slots, model.num_labels)
+        elif model.backbone.packed:
             shape = (0, model.backbone.num_teachers + 1, model.num_labels)
         return ops.convert_to_numpy(ops.zeros(shape, model.output.dtype))
     shards = device_padding.batch_shards(model)

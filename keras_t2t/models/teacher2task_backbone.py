@@ -6,13 +6,15 @@ from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
 from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 from keras_hub.src.utils.preset_utils import get_preset_loader
 
+from keras_t2t.layers.task_tokens import SlotPositionBias
+from keras_t2t.layers.task_tokens import TaskSlots
 from keras_t2t.layers.task_tokens import TaskTokens
 from keras_t2t.layers.teacher_embedding import TeacherEmbedding
 
 # The encoder layers of `keras_hub.models.T5Backbone`, by name. Weights are
 # carried over from a T5 backbone (or preset) layer by layer with these.
 _T5_ENCODER_LAYERS = ("encoder_output_layer_norm",)
-TASK_LAYOUTS = ("per_example", "packed")
+TASK_LAYOUTS = ("sparse", "packed", "per_example")
 _T5_CONFIG_KEYS = (
     "vocabulary_size",
     "num_layers",
@@ -40,28 +42,39 @@ class Teacher2TaskBackbone(Backbone):
     the teachers of a `keras_t2t.TeacherVocabulary`.
 
     Two input modes:
-    - text (`vocabulary_size` set): inputs `teacher_id` `(batch,)`,
-      `token_ids` `(batch, seq)` and `padding_mask` `(batch, seq)`.
-    - features (`feature_dim` set): inputs `teacher_id`, `features`
-      `(batch, seq, feature_dim)` (image patches, video frames, precomputed
-      embeddings), linearly projected to `hidden_dim`, and `padding_mask`.
+    - text (`vocabulary_size` set): `token_ids` `(batch, seq)` and
+      `padding_mask` `(batch, seq)`.
+    - features (`feature_dim` set): `features` `(batch, seq, feature_dim)`
+      (image patches, video frames, precomputed embeddings), linearly
+      projected to `hidden_dim`, and `padding_mask`.
 
-    Two task layouts (`task_layout`):
-    - `"per_example"`: one example per (input, task). A `TeacherEmbedding`
-      places the vector of the example's `teacher_id` at position 0.
-      Outputs `sequence_output` `(batch, seq + 1, hidden_dim)` and
-      `pooled_output` `(batch, hidden_dim)`, the output at the teacher
-      position.
-    - `"packed"`: one example per input, every task in one pass. A
-      `TaskTokens` layer places all N + 1 task vectors at positions
-      `0..N`, and the attention mask keeps the input's encoding free of
-      them (input positions attend only to input positions; task position
-      k attends to the input and to itself), so the output at position k
-      is exactly what task k alone would read. No `teacher_id` input.
-      Outputs `sequence_output` `(batch, N + 1 + seq, hidden_dim)`,
-      `task_output` `(batch, N + 1, hidden_dim)` and `pooled_output`
-      `(batch, hidden_dim)`, the ground-truth position. A row scored by k
-      sources costs one encoder pass instead of k.
+    Three task layouts (`task_layout`), which differ in how a row meets its
+    tasks:
+    - `"sparse"` (the default): one example per input, the tasks of its
+      sources in one pass. Input `task_ids` `(batch, slots)`: the ids of
+      the tasks to read, -1 for an empty slot (`keras_t2t.data.expand`
+      gives the ground truth at slot 0, then the teachers that scored
+      the row, each batch padded to its longest row). A `TaskTokens`
+      layer gathers their vectors and places them in front of the input;
+      the attention mask keeps the input's encoding free of them, and
+      `SlotPositionBias` shows every slot the input at the distances the
+      per-example layout's one token sees, so the output at slot s is
+      exactly what task `task_ids[:, s]` alone would read, in any slot
+      and beside any other tasks. The cost of a row grows with the
+      sources that scored it, not with N. Outputs `sequence_output`
+      `(batch, slots + seq, hidden_dim)`, `task_output` `(batch, slots,
+      hidden_dim)` and `pooled_output` `(batch, hidden_dim)`, slot 0.
+    - `"packed"`: every task in one pass, no `task_ids` input: all N + 1
+      task vectors at positions `0..N` (T5's own relative positions, so
+      task k sees the input N + 1 - k positions away), the input's
+      encoding kept free of them as in `"sparse"`. Outputs as `"sparse"`,
+      with `task_output` `(batch, N + 1, hidden_dim)`. Each row costs
+      N + 1 extra positions, whoever scored it.
+    - `"per_example"`: one example per (input, task). Input `teacher_id`
+      `(batch,)`; a `TeacherEmbedding` places that task's vector at
+      position 0 and the input attends to it. Outputs `sequence_output`
+      `(batch, seq + 1, hidden_dim)` and `pooled_output`, position 0. A
+      row scored by k sources costs k encoder passes.
 
     Build it from config arguments (random weights), from a
     `keras_hub.models.T5Backbone` instance with `from_t5_backbone()`, or
@@ -86,8 +99,8 @@ class Teacher2TaskBackbone(Backbone):
         use_gated_activation: bool. Whether the feedforward block is gated.
             Defaults to `True`.
         layer_norm_epsilon: float. Defaults to `1e-6`.
-        task_layout: str. `"per_example"` or `"packed"` (see above).
-            Defaults to `"per_example"`.
+        task_layout: str. `"sparse"`, `"packed"` or `"per_example"` (see
+            above). Defaults to `"sparse"`.
         embedding_stddev: float. Standard deviation of the zero-mean
             truncated normal that initialises the token and teacher
             embeddings. (KerasHub's `T5Backbone` passes
@@ -109,6 +122,11 @@ class Teacher2TaskBackbone(Backbone):
             learned offset, so the primary task starts as the teachers'
             average task (see `keras_t2t.layers.TeacherEmbedding`).
             Defaults to `"free"`.
+        teacher_shrinkage: float. Pulls each teacher's task vector
+            towards the teachers' mean vector with this strength
+            (`keras_t2t.layers.TeacherShrinkage`, a penalty in the loss):
+            for many teachers with few scores each, choose it on
+            validation. Defaults to `0.0` (none).
         dtype: str or `keras.DTypePolicy`. Defaults to `None`.
 
     Example:
@@ -122,11 +140,12 @@ class Teacher2TaskBackbone(Backbone):
         intermediate_dim=32,
     )
     outputs = backbone({
-        "teacher_id": np.array([0, 2]),
+        "task_ids": np.array([[0, 2], [0, -1]]),
         "token_ids": np.ones((2, 5), "int32"),
         "padding_mask": np.ones((2, 5), "int32"),
     })
     outputs["pooled_output"].shape  # (2, 16)
+    outputs["task_output"].shape  # (2, 2, 16)
 
     # From a KerasHub T5 preset directory (or a Kaggle handle, if reachable).
     backbone = keras_t2t.models.Teacher2TaskBackbone.from_preset(
@@ -149,10 +168,11 @@ class Teacher2TaskBackbone(Backbone):
         activation="relu",
         use_gated_activation=True,
         layer_norm_epsilon=1e-6,
-        task_layout="per_example",
+        task_layout="sparse",
         embedding_stddev=0.05,
         max_sequence_length=None,
         ground_truth_token="free",
+        teacher_shrinkage=0.0,
         dtype=None,
         **kwargs,
     ):
@@ -202,13 +222,14 @@ class Teacher2TaskBackbone(Backbone):
                 dtype=dtype,
                 name="position_embedding",
             )
-        self.teacher_embedding = self.task_tokens = None
-        if task_layout == "packed":
+        self.teacher_embedding = self.task_tokens = self.task_slots = None
+        if task_layout != "per_example":
             self.task_tokens = TaskTokens(
                 num_teachers=num_teachers,
                 hidden_dim=hidden_dim,
                 embeddings_initializer=embeddings_initializer,
                 ground_truth_token=ground_truth_token,
+                teacher_shrinkage=teacher_shrinkage,
                 dtype=dtype,
                 name="task_tokens",
             )
@@ -218,6 +239,7 @@ class Teacher2TaskBackbone(Backbone):
                 hidden_dim=hidden_dim,
                 embeddings_initializer=embeddings_initializer,
                 ground_truth_token=ground_truth_token,
+                teacher_shrinkage=teacher_shrinkage,
                 dtype=dtype,
                 name="teacher_embedding",
             )
@@ -241,6 +263,14 @@ class Teacher2TaskBackbone(Backbone):
             )
             for i in range(num_layers)
         ]
+        self.slot_position_bias = None
+        if task_layout == "sparse":
+            self.task_slots = TaskSlots(dtype=dtype, name="task_slots")
+            self.slot_position_bias = SlotPositionBias(
+                self.encoder_transformer_layers[0].self_attention,
+                dtype=dtype,
+                name="slot_position_bias",
+            )
         self.encoder_layer_norm = T5LayerNorm(
             epsilon=layer_norm_epsilon,
             dtype=dtype,
@@ -251,9 +281,12 @@ class Teacher2TaskBackbone(Backbone):
         )
 
         # === Functional Model ===
-        teacher_id_input = keras.Input(
-            shape=(), dtype="int32", name="teacher_id"
-        )
+        if task_layout == "sparse":
+            task_input = keras.Input(
+                shape=(None,), dtype="int32", name="task_ids"
+            )
+        else:
+            task_input = keras.Input(shape=(), dtype="int32", name="teacher_id")
         padding_mask_input = keras.Input(
             shape=(None,), dtype="int32", name="padding_mask"
         )
@@ -270,21 +303,29 @@ class Teacher2TaskBackbone(Backbone):
         if self.position_embedding is not None:
             x = x + self.position_embedding(x)
         inputs = {
-            "teacher_id": teacher_id_input,
+            task_input.name: task_input,
             sequence_input.name: sequence_input,
             "padding_mask": padding_mask_input,
         }
-        if task_layout == "packed":
+        position_bias = None
+        if task_layout == "sparse":
+            x, attention_mask = self.task_tokens(
+                x, padding_mask_input, task_ids=task_input
+            )
+            position_bias = self.slot_position_bias(attention_mask, task_input)
+        elif task_layout == "packed":
             del inputs["teacher_id"]
             x, attention_mask = self.task_tokens(x, padding_mask_input)
         else:
             x, padding_mask = self.teacher_embedding(
-                teacher_id_input, x, padding_mask_input
+                task_input, x, padding_mask_input
             )
             attention_mask = padding_mask[:, None, :]
-        x = self.encode(x, attention_mask)
+        x = self.encode(x, attention_mask, position_bias)
         outputs = {"sequence_output": x, "pooled_output": x[:, 0, :]}
-        if task_layout == "packed":
+        if task_layout == "sparse":
+            outputs["task_output"] = self.task_slots(x, task_input)
+        elif task_layout == "packed":
             outputs["task_output"] = x[:, : num_teachers + 1, :]
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
@@ -305,8 +346,9 @@ class Teacher2TaskBackbone(Backbone):
         self.embedding_stddev = embedding_stddev
         self.max_sequence_length = max_sequence_length
         self.ground_truth_token = ground_truth_token
+        self.teacher_shrinkage = teacher_shrinkage
 
-    def encode(self, x, attention_mask):
+    def encode(self, x, attention_mask, position_bias=None):
         """Runs the T5 encoder stack on an embedded sequence.
 
         Embedding dropout, the transformer layers (the first one's
@@ -319,9 +361,11 @@ class Teacher2TaskBackbone(Backbone):
             x: float tensor `(batch, seq, hidden_dim)`.
             attention_mask: int tensor `(batch, 1, seq)` or
                 `(batch, seq, seq)`, 1 where a query may attend to a key.
+            position_bias: float tensor `(batch, heads, seq, seq)` or
+                `None`. The first layer's relative position bias with the
+                mask folded in (`SlotPositionBias`); `None` for T5's own.
         """
         x = self.encoder_embedding_dropout(x)
-        position_bias = None
         for transformer_layer in self.encoder_transformer_layers:
             x, position_bias = transformer_layer(
                 x,
@@ -339,8 +383,15 @@ class Teacher2TaskBackbone(Backbone):
 
     @property
     def packed(self):
-        """Whether every task is read in one pass (`task_layout="packed"`)."""
-        return self.task_layout == "packed"
+        """Whether a row reads several tasks in one pass: `"packed"` or
+        `"sparse"` (targets `(batch, tasks, num_labels)`, no `teacher_id`).
+        """
+        return self.task_layout != "per_example"
+
+    @property
+    def sparse(self):
+        """Whether each row names its tasks (`task_layout="sparse"`)."""
+        return self.task_layout == "sparse"
 
     @property
     def sequence_input_name(self):
@@ -367,6 +418,7 @@ class Teacher2TaskBackbone(Backbone):
                 "embedding_stddev": self.embedding_stddev,
                 "max_sequence_length": self.max_sequence_length,
                 "ground_truth_token": self.ground_truth_token,
+                "teacher_shrinkage": self.teacher_shrinkage,
             }
         )
         return config

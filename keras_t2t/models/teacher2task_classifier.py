@@ -20,20 +20,25 @@ class Teacher2TaskClassifier(Task):
     """Teacher2Task classifier: one confidence per label, for any task id.
 
     A `Teacher2TaskBackbone` followed by a dense sigmoid head on the output
-    at the teacher position. For an example with teacher id `k > 0` the
-    model predicts teacher k's confidence (an auxiliary task); with id 0 it
-    predicts the ground truth (the primary task), which is what it is used
-    for at inference.
+    at each task position. For task id `k > 0` the model predicts teacher
+    k's confidence (an auxiliary task); for id 0 the ground truth (the
+    primary task), which is what it is used for at inference.
 
-    Inputs are a dict: `teacher_id` (int32, `(batch,)`) plus the backbone's
-    (`token_ids` or `features`, and `padding_mask`); targets are
-    `(batch, num_labels)`, NaN where a value is missing. In `fit()`,
-    `evaluate()` and `predict()`, `teacher_id` defaults to 0 (the ground
+    Inputs are a dict: the backbone's (`token_ids` or `features`, and
+    `padding_mask`) and, by the backbone's `task_layout`, `task_ids`
+    (int32, `(batch, slots)`, -1 for an empty slot; sparse, the default),
+    nothing more (packed) or `teacher_id` (int32, `(batch,)`;
+    per-example). Targets are `(batch, slots, num_labels)` (sparse: slot s
+    for task `task_ids[:, s]`), `(batch, num_teachers + 1, num_labels)`
+    (packed) or `(batch, num_labels)` (per-example), NaN where a value is
+    missing: `keras_t2t.data.expand` makes them from a table. In `fit()`,
+    `evaluate()` and `predict()`, the task defaults to 0 (the ground
     truth), a feature input's `padding_mask` to all ones, and inputs,
     targets and sample weights are checked with errors that name the
     example (`keras_t2t.models.input_checks`); calling the model directly
     does no checks. The default `compile()` uses Adam, `MaskedMultiTaskLoss`
-    and `PRAUC`, whose metrics see only the ground-truth task.
+    and `PRAUC`, whose metrics see only the ground-truth task (slot 0 of a
+    sparse model, where `expand` puts it).
 
     Args:
         backbone: a `keras_t2t.models.Teacher2TaskBackbone`.
@@ -63,8 +68,15 @@ class Teacher2TaskClassifier(Task):
         backbone, num_labels=1, teacher_vocabulary=vocabulary
     )
     features = np.random.rand(4, 5, 8)
-    x = {"teacher_id": np.array([0, 1, 2, 1]), "features": features}
-    y = np.array([[1.0], [0.7], [0.9], [np.nan]])
+    # Row 0: the ground truth and teacher 1; rows 1-3: teachers only.
+    x = {
+        "task_ids": np.array([[0, 1], [0, 2], [0, 1], [0, -1]]),
+        "features": features,
+    }
+    y = np.array(
+        [[[1.0], [0.7]], [[np.nan], [0.9]], [[np.nan], [0.2]],
+         [[0.0], [np.nan]]]
+    )
     classifier.fit(x, y, epochs=2)
     classifier.predict({"features": np.random.rand(2, 5, 8)})
     ```
@@ -146,6 +158,13 @@ class Teacher2TaskClassifier(Task):
             loss = MaskedMultiTaskLoss()
         if metrics == "auto":
             metrics = [PRAUC(num_labels=self.output_dense.units)]
+        if self.backbone.sparse and getattr(loss, "normalize", None) == "tasks":
+            raise ValueError(
+                "normalize='tasks' weighs each task by its id, and a sparse "
+                "model's targets come by slot (the tasks of each row): use "
+                "normalize='entries' (the default), or "
+                "task_layout='packed'."
+            )
         # Keras passes sample weights only to `weighted_metrics`, and the
         # weights are how `compute_metrics` hides the teachers' tasks, so
         # every metric is compiled as a weighted one.
@@ -226,17 +245,20 @@ class Teacher2TaskClassifier(Task):
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x=None, batch_size=None, all_tasks=False, **kwargs):
-        """Confidences of the ground-truth task, or of every task.
+        """Confidences of the ground-truth task, or of the tasks asked for.
 
         See `keras.Model.predict`. Returns `(batch, num_labels)` for the
-        ground truth, or with `all_tasks=True` every task's confidences,
+        ground truth; with `all_tasks=True` every task's confidences,
         `(batch, num_teachers + 1, num_labels)` (task k is teacher k's
-        style as the model learned it). The ground truth is task 0, or the
-        `combination` of the teacher tasks once `fit_combination` kept one.
-        A packed model reads all tasks in one pass; a per-example model
-        runs once per task. No rows (inputs of length 0, or a dataset of
-        known size 0) give an empty result, `(0, num_labels)` (or
-        `(0, num_teachers + 1, num_labels)`), without running the model.
+        style as the model learned it); with `all_tasks=[k1, k2, ...]`
+        those tasks', `(batch, len(all_tasks), num_labels)`. The ground
+        truth is task 0, or the `combination` of the teacher tasks once
+        `fit_combination` kept one. A sparse model reads the tasks asked
+        for (at most 64 per pass); a packed model reads all tasks in one
+        pass; a per-example model runs once per task. A sparse model given
+        its own `task_ids` returns every slot, `(batch, slots,
+        num_labels)`. No rows (inputs of length 0, or a dataset of known
+        size 0) give an empty result without running the model.
         """
         return task_predictions.predict(
             self, super().predict, x, batch_size, all_tasks, **kwargs

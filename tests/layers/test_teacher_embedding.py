@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from keras_t2t.layers import TeacherEmbedding
+from keras_t2t.layers import TeacherShrinkage
 from tests.test_case import TestCase
 
 
@@ -96,3 +97,33 @@ class TeacherEmbeddingTest(TestCase):
             TeacherEmbedding(
                 num_teachers=2, hidden_dim=8, ground_truth_token="x"
             )
+
+
+class TeacherShrinkageTest(TestCase):
+    def test_penalty_is_the_spread_of_the_teacher_vectors(self):
+        table = np.array([[9.0, 9.0], [1.0, 0.0], [3.0, 0.0]], "float32")
+        # Teachers at distance 1 from their mean (2, 0); row 0 is free.
+        value = TeacherShrinkage(0.5)(keras.ops.convert_to_tensor(table))
+        self.assertAllClose(value, 0.5)
+
+    def test_shrinkage_enters_the_loss_and_trains_towards_the_mean(self):
+        layer = TeacherEmbedding(
+            num_teachers=4, hidden_dim=8, teacher_shrinkage=10.0
+        )
+        layer(np.array([1]), np.zeros((1, 2, 8)), np.ones((1, 2), "int32"))
+        self.assertEqual(len(layer.losses), 1)
+        self.assertGreater(
+            float(keras.ops.convert_to_numpy(layer.losses[0])), 0
+        )
+
+        plain = TeacherEmbedding(num_teachers=4, hidden_dim=8)
+        plain(np.array([1]), np.zeros((1, 2, 8)), np.ones((1, 2), "int32"))
+        self.assertEqual(len(plain.losses), 0)
+
+    def test_config_and_bad_strength(self):
+        layer = TeacherEmbedding(
+            num_teachers=3, hidden_dim=4, teacher_shrinkage=0.1
+        )
+        self.run_serialization_test(layer)
+        with self.assertRaisesRegex(ValueError, "teacher_shrinkage"):
+            TeacherEmbedding(num_teachers=3, hidden_dim=4, teacher_shrinkage=-1)

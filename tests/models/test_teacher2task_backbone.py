@@ -16,6 +16,8 @@ TINY_T5 = {
     "intermediate_dim": 16,
     "dropout": 0.0,
 }
+# The layout that takes a `teacher_id` per example.
+PER_EXAMPLE = dict(TINY_T5, task_layout="per_example")
 
 
 def text_inputs():
@@ -47,7 +49,9 @@ def feature_kwargs(init_kwargs):
 class Teacher2TaskBackboneTest(TestCase):
     def setUp(self):
         super().setUp()
-        self.init_kwargs = dict(TINY_T5, num_teachers=3, embedding_stddev=0.1)
+        self.init_kwargs = dict(
+            PER_EXAMPLE, num_teachers=3, embedding_stddev=0.1
+        )
         self.input_data = text_inputs()
 
     def test_backbone_basics(self):
@@ -74,7 +78,7 @@ class Teacher2TaskBackboneTest(TestCase):
         self.assertEqual(backbone.max_sequence_length, 6)
 
     def test_teacher_id_changes_the_output(self):
-        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        backbone = Teacher2TaskBackbone(num_teachers=3, **PER_EXAMPLE)
         inputs = text_inputs()
         inputs["teacher_id"] = np.array([0, 0], "int32")
         ground_truth = backbone(inputs)["pooled_output"]
@@ -84,7 +88,7 @@ class Teacher2TaskBackboneTest(TestCase):
         self.assertGreater(float(np.abs(difference).max()), 1e-4)
 
     def test_padding_is_masked_and_the_teacher_token_attended(self):
-        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        backbone = Teacher2TaskBackbone(num_teachers=3, **PER_EXAMPLE)
         inputs = text_inputs()
         expected = backbone(inputs)["pooled_output"]
         inputs["token_ids"][0, 3:] = [11, 12]  # Only padding changes.
@@ -93,7 +97,7 @@ class Teacher2TaskBackboneTest(TestCase):
         )
 
     def test_no_decoder_weights(self):
-        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        backbone = Teacher2TaskBackbone(num_teachers=3, **PER_EXAMPLE)
         t5 = keras_hub.models.T5Backbone(**TINY_T5)
         encoder_weights = sum(
             int(np.prod(w.shape))
@@ -109,7 +113,9 @@ class Teacher2TaskBackboneTest(TestCase):
 
     def test_from_t5_backbone_carries_encoder_weights(self):
         t5 = keras_hub.models.T5Backbone(**TINY_T5)
-        backbone = Teacher2TaskBackbone.from_t5_backbone(t5, num_teachers=2)
+        backbone = Teacher2TaskBackbone.from_t5_backbone(
+            t5, num_teachers=2, task_layout="per_example"
+        )
         self.assert_encoder_weights_equal(backbone, t5)
         self.assertEqual(backbone.num_teachers, 2)
 
@@ -117,7 +123,9 @@ class Teacher2TaskBackboneTest(TestCase):
         t5 = keras_hub.models.T5Backbone(**TINY_T5)
         preset = os.path.join(self.get_temp_dir(), "t5_tiny")
         t5.save_to_preset(preset)
-        backbone = Teacher2TaskBackbone.from_preset(preset, num_teachers=3)
+        backbone = Teacher2TaskBackbone.from_preset(
+            preset, num_teachers=3, task_layout="per_example"
+        )
         self.assert_encoder_weights_equal(backbone, t5)
         self.assertEqual(backbone.vocabulary_size, TINY_T5["vocabulary_size"])
         # The same encoder, on feature input.
@@ -131,7 +139,7 @@ class Teacher2TaskBackboneTest(TestCase):
         )
 
     def test_preset_round_trip_own(self):
-        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        backbone = Teacher2TaskBackbone(num_teachers=3, **PER_EXAMPLE)
         preset = os.path.join(self.get_temp_dir(), "t2t_tiny")
         backbone.save_to_preset(preset)
         revived = Teacher2TaskBackbone.from_preset(preset)
@@ -161,7 +169,7 @@ class Teacher2TaskBackboneTest(TestCase):
             )
 
     def test_from_t5_backbone_rejects_other_models(self):
-        backbone = Teacher2TaskBackbone(num_teachers=3, **TINY_T5)
+        backbone = Teacher2TaskBackbone(num_teachers=3, **PER_EXAMPLE)
         with pytest.raises(ValueError, match="T5Backbone"):
             Teacher2TaskBackbone.from_t5_backbone(backbone, num_teachers=3)
 
@@ -188,7 +196,7 @@ class LayoutMapTest(TestCase):
             (1, 1), axis_names=("batch", "model"), devices=devices
         )
         layout_map = Teacher2TaskBackbone.get_layout_map(mesh)
-        backbone = Teacher2TaskBackbone(num_teachers=2, **TINY_T5)
+        backbone = Teacher2TaskBackbone(num_teachers=2, **PER_EXAMPLE)
         layouts = {
             variable.path: layout_map[variable.path]
             for variable in backbone.weights
@@ -367,3 +375,102 @@ class PositionEmbeddingTest(TestCase):
     def test_bad_length(self):
         with self.assertRaisesRegex(ValueError, "max_sequence_length"):
             self.feature_backbone(max_sequence_length=0)
+
+
+def sparse_inputs():
+    inputs = text_inputs()
+    del inputs["teacher_id"]
+    # Row 0: the ground truth and teacher 2; row 1: ground truth, 3, 1.
+    inputs["task_ids"] = np.array([[0, 2, -1], [0, 3, 1]], "int32")
+    return inputs
+
+
+class SparseTeacher2TaskBackboneTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.init_kwargs = dict(TINY_T5, num_teachers=3)
+        self.input_data = sparse_inputs()
+
+    def test_backbone_basics(self):
+        shapes = {
+            "sequence_output": (2, 8, 8),
+            "task_output": (2, 3, 8),
+            "pooled_output": (2, 8),
+        }
+        backbone = self.run_backbone_test(
+            Teacher2TaskBackbone, self.init_kwargs, self.input_data, shapes
+        )
+        self.assertEqual(backbone.task_layout, "sparse")  # The default.
+        self.assertTrue(backbone.packed and backbone.sparse)
+        outputs = backbone(self.input_data)
+        self.assertAllClose(
+            outputs["task_output"], outputs["sequence_output"][:, :3]
+        )
+        self.assertAllClose(
+            outputs["pooled_output"], outputs["sequence_output"][:, 0]
+        )
+
+    def test_a_task_reads_a_row_alike_in_any_slot(self):
+        # The output of a task depends on the row and the task, not on its
+        # slot, the other tasks of the row or the batch's padding: the
+        # ground truth alone (inference) reads what it reads in training.
+        backbone = Teacher2TaskBackbone(**self.init_kwargs)
+        inputs = sparse_inputs()
+
+        def read(task_ids):
+            outputs = backbone(dict(inputs, task_ids=np.array(task_ids)))
+            return keras.ops.convert_to_numpy(outputs["task_output"])
+
+        every = read([[0, 1, 2, 3]] * 2)
+        alone = read([[0], [0]])
+        mixed = read([[2, -1, 0, -1, -1], [3, 1, 0, 2, -1]])
+        self.assertAllClose(alone[:, 0], every[:, 0], atol=1e-5)
+        self.assertAllClose(mixed[:, 2], every[:, 0], atol=1e-5)
+        self.assertAllClose(mixed[0, 0], every[0, 2], atol=1e-5)
+        self.assertAllClose(mixed[1, :2], every[1, [3, 1]], atol=1e-5)
+        # ...and different tasks read differently.
+        self.assertGreater(np.abs(every[:, 1] - every[:, 2]).max(), 1e-3)
+
+    def test_input_encoding_ignores_the_task_tokens(self):
+        backbone = Teacher2TaskBackbone(**self.init_kwargs)
+        inputs = sparse_inputs()
+        before = backbone(inputs)["sequence_output"]
+        few = backbone(dict(inputs, task_ids=np.array([[1], [0]])))
+        self.assertAllClose(
+            few["sequence_output"][:, 1:], before[:, 3:], atol=1e-5
+        )
+
+    def test_the_position_bias_table_trains_once_and_loads(self):
+        # The slot bias reads the first layer's table without owning it:
+        # one copy among the weights, saved with its layer.
+        backbone = Teacher2TaskBackbone(**self.init_kwargs)
+        owner = backbone.get_layer("transformer_encoder_layer_0")
+        table = owner.self_attention.relative_attention_bias
+        self.assertEqual(
+            sum(w is table for w in backbone.weights), 1, "one table"
+        )
+        self.assertEqual(
+            len(backbone.weights),
+            len(
+                Teacher2TaskBackbone(
+                    **self.init_kwargs, task_layout="packed"
+                ).weights
+            ),
+        )
+        table.assign(table + 1.0)
+        path = os.path.join(self.get_temp_dir(), "sparse.keras")
+        backbone.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        self.assertAllClose(
+            loaded(self.input_data)["task_output"],
+            backbone(self.input_data)["task_output"],
+        )
+
+    def test_from_t5_backbone(self):
+        t5 = keras_hub.models.T5Backbone(**TINY_T5)
+        backbone = Teacher2TaskBackbone.from_t5_backbone(t5, num_teachers=2)
+        self.assertTrue(backbone.sparse)
+        self.assertAllClose(
+            backbone.get_layer("transformer_encoder_layer_0").get_weights()[0],
+            t5.get_layer("transformer_encoder_layer_0").get_weights()[0],
+        )
