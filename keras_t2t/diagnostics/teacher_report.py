@@ -14,8 +14,8 @@ from keras_t2t.diagnostics.statistics import expected_calibration_error
 
 _BLOCK_ROWS = 4096
 # A block holds at most this many targets: a wide table of 1,000 teachers is
-# read ~2,000 rows at a time, so a block stays ~8 MB whatever N.
-_BLOCK_VALUES = 1 << 21
+# read ~500 rows at a time, so a block stays ~2 MB whatever N.
+_BLOCK_VALUES = 1 << 19
 
 _LABELS = {
     "teacher": "teacher",
@@ -125,7 +125,7 @@ def teacher_report(
         shrinkage: float. Pseudo-rows of the pooled rate added to each
             teacher's skill counts. Defaults to `10.0`.
         block_size: int. Rows per block, at most: a wide table of many
-            teachers is read in blocks of at most 2**21 values. Defaults
+            teachers is read in blocks of at most 2**19 values. Defaults
             to 4096.
         batch_size: int or `None`. The classifier's `predict` batch size.
         file_format: as for `expand`.
