@@ -183,11 +183,15 @@ def histograms(report, path):
             linewidth=0.6,
         )
         median = values["quantiles"][2]
-        axis.axvline(median, color="#de2d26", linewidth=1)
+        if median > 0 or not values["log"]:
+            axis.axvline(median, color="#de2d26", linewidth=1)
         what = "pairs" if name == "pair conflict" else "teachers"
         title = f"{name}\nmedian {median:.3g}, {values['measured']} {what}"
         if values["missing"]:
             title += f", {values['missing']} n/a"
+        if values["log"]:
+            axis.set_xscale("log")
+            title += f", {values['zeros']} at 0"
         axis.set_title(title, fontsize=8)
         axis.tick_params(labelsize=7)
         if index % columns == 0:

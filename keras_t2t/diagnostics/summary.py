@@ -16,15 +16,17 @@ from keras_t2t.diagnostics.statistics import shrunk_rate
 from keras_t2t.diagnostics.statistics import wilson_interval
 
 # (name shown, TeacherReport attribute or key, histogram range): the
-# per-teacher statistics whose distribution the summary shows. A range of
-# `None` spans the values (counts).
+# per-teacher statistics whose distribution the summary shows. "log" bins
+# the positive values on a log scale: a crowd's activity is Zipf-like, a
+# few workers score hundreds of rows and most a handful, which linear bins
+# would put all in the first.
 DISTRIBUTIONS = (
-    ("scored", "scored", None),
-    ("coverage", "coverage", (0.0, 1.0)),
-    ("overlap", "overlap", (0.0, 1.0)),
-    ("conflict", "conflict", (0.0, 1.0)),
+    ("scored", "scored", "log"),
+    ("coverage", "coverage", "log"),
+    ("overlap", "overlap", "log"),
+    ("conflict", "conflict", "log"),
     ("mean score", "mean_score", (0.0, 1.0)),
-    ("labelled", "labelled_scored", None),
+    ("labelled", "labelled_scored", "log"),
     ("PR-AUC", "pr_auc", (0.0, 1.0)),
     ("ECE", "ece", (0.0, 1.0)),
     ("skill (shrunk)", "skill", (0.0, 1.0)),
@@ -124,23 +126,30 @@ def distribution(values, value_range):
     Returns:
         A dict: `measured` and `missing` counts, `quantiles` (at
         `QUANTILES`), `counts` and `edges` of a `HISTOGRAM_BINS`-bin
-        histogram over `value_range` (the values' span when `None`).
+        histogram over `value_range`, or with `value_range="log"` over
+        log-spaced bins of the positive values (`log` True, `zeros` the
+        values at or below 0, left out of the bins).
     """
     values = np.asarray(values, np.float64)
     finite = values[np.isfinite(values)]
     result = {"measured": len(finite), "missing": len(values) - len(finite)}
-    if not len(finite):
-        result["quantiles"] = np.full(len(QUANTILES), np.nan)
-        result["counts"] = np.zeros(HISTOGRAM_BINS, np.int64)
-        result["edges"] = np.linspace(
-            *(value_range or (0.0, 1.0)), HISTOGRAM_BINS + 1
+    result["log"] = value_range == "log"
+    result["zeros"] = 0
+    result["quantiles"] = np.full(len(QUANTILES), np.nan)
+    if len(finite):
+        result["quantiles"] = np.quantile(finite, QUANTILES)
+    if result["log"]:
+        positive = finite[finite > 0]
+        result["zeros"] = len(finite) - len(positive)
+        low, high = (
+            (positive.min(), positive.max()) if len(positive) else (1, 1)
         )
+        if low == high:
+            low, high = low / 2, high * 2
+        edges = np.geomspace(low, high, HISTOGRAM_BINS + 1)
+        result["counts"] = np.histogram(positive, edges)[0]
+        result["edges"] = edges
         return result
-    result["quantiles"] = np.quantile(finite, QUANTILES)
-    if value_range is None:
-        value_range = (float(finite.min()), float(finite.max()))
-        if value_range[0] == value_range[1]:
-            value_range = (value_range[0] - 0.5, value_range[1] + 0.5)
     counts, edges = np.histogram(
         np.clip(finite, *value_range), HISTOGRAM_BINS, range=value_range
     )

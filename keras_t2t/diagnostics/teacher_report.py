@@ -233,8 +233,8 @@ def _check_classifier(classifier, vocabulary):
 
 
 def _predict(classifier, inputs, targets, batch_size):
-    """Every task's and the ground-truth reading's predictions on the rows
-    of a block that have any value (NaN elsewhere)."""
+    """Every scored task's and the ground-truth reading's predictions on
+    the rows of a block that have any value (NaN elsewhere)."""
     rows = ~np.isnan(targets).all(axis=(1, 2))
     shape = targets.shape
     predictions = np.full(shape, np.nan, np.float32)
@@ -242,35 +242,72 @@ def _predict(classifier, inputs, targets, batch_size):
     if not rows.any():
         return predictions, reading
     x = {name: np.asarray(value)[rows] for name, value in inputs.items()}
-    tasks = np.asarray(
-        classifier.predict(x, batch_size=batch_size, all_tasks=True, verbose=0)
-    )
+    options = dict(batch_size=batch_size, verbose=0)
+    combination = classifier.combination
+    if getattr(classifier.backbone, "sparse", False):
+        # Each row reads the ground truth and the teachers that scored it,
+        # one pass whatever N (`all_tasks=True` would read all N + 1).
+        scored = ~np.isnan(targets[rows]).all(axis=2)
+        scored[:, 0] = True
+        slots = np.argsort(~scored, axis=1, kind="stable")
+        slots = slots[:, : scored.sum(axis=1).max()]
+        task_ids = np.where(
+            np.take_along_axis(scored, slots, axis=1), slots, -1
+        ).astype("int32")
+        # With a combination `predict` returns its reading, not the
+        # slots asked for: read the slots without it, then the reading.
+        classifier.combination = None
+        try:
+            outputs = np.asarray(
+                classifier.predict(dict(x, task_ids=task_ids), **options)
+            )
+        finally:
+            classifier.combination = combination
+        row, slot = np.nonzero(task_ids >= 0)
+        block_rows = np.flatnonzero(rows)
+        predictions[block_rows[row], task_ids[row, slot]] = outputs[row, slot]
+        if combination is None:
+            reading[rows] = outputs[:, 0]
+        else:
+            reading[rows] = np.asarray(classifier.predict(x, **options))
+        return predictions, reading
+    tasks = np.asarray(classifier.predict(x, all_tasks=True, **options))
     predictions[rows] = tasks
-    if classifier.combination is not None:
-        reading[rows] = ops.convert_to_numpy(classifier.combination(tasks))
+    if combination is not None:
+        chosen = tasks[:, combination.tasks(classifier.backbone.num_teachers)]
+        reading[rows] = ops.convert_to_numpy(combination(chosen))
     else:
         reading[rows] = tasks[:, 0]
     return predictions, reading
 
 
-def _task_embeddings(classifier):
+def _task_layer(classifier):
     backbone = classifier.backbone
-    # Packed models hold their task vectors in `TaskTokens`, per-example
-    # ones in `TeacherEmbedding`; the table is the same kind.
+    # Packed and sparse models hold their task vectors in `TaskTokens`,
+    # per-example ones in `TeacherEmbedding`; the table is the same kind.
     if backbone.packed:
-        layer = backbone.task_tokens
-    else:
-        layer = backbone.teacher_embedding
-    return ops.convert_to_numpy(layer.embeddings)
+        return backbone.task_tokens
+    return backbone.teacher_embedding
 
 
-def _task_table(embeddings):
+def _task_vectors(classifier):
+    """The task vectors as the model reads them (a mixture ground truth
+    composed), as float64."""
+    layer = _task_layer(classifier)
+    vectors = getattr(layer, "task_vectors", None)
+    vectors = vectors() if vectors is not None else layer.embeddings
+    return np.asarray(ops.convert_to_numpy(vectors), np.float64)
+
+
+def _task_table(variable):
     """The task table's shape, dtype and bytes: what a student pays per
     teacher, whatever the rows."""
+    shape = tuple(int(d) for d in variable.shape)
+    dtype = np.dtype(str(variable.dtype).split(".")[-1])
     return {
-        "shape": tuple(int(d) for d in embeddings.shape),
-        "dtype": str(embeddings.dtype),
-        "bytes": int(np.prod(embeddings.shape)) * embeddings.dtype.itemsize,
+        "shape": shape,
+        "dtype": dtype.name,
+        "bytes": int(np.prod(shape)) * dtype.itemsize,
     }
 
 
@@ -498,9 +535,10 @@ class TeacherReport:
                 values["combination_weights"] = [
                     float(w) for w in classifier.combination.weights
                 ]
-            embeddings = _task_embeddings(classifier)
-            values["task_table"] = _task_table(embeddings)
-            embeddings = np.asarray(embeddings, np.float64)
+            values["task_table"] = _task_table(
+                _task_layer(classifier).embeddings
+            )
+            embeddings = _task_vectors(classifier)
             if summarized:
                 values["ground_truth_similarity"] = _cosine_to(embeddings, 0)
             else:
@@ -749,7 +787,8 @@ class TeacherReport:
         )
 
     def similarity_frame(self):
-        """The cosine similarity of the task embeddings, or `None`."""
+        """The cosine similarity of the task embeddings, or `None` (no
+        classifier, or a summary: see `ground_truth_similarity`)."""
         import pandas as pd
 
         if self.task_similarity is None:

@@ -581,6 +581,36 @@ class StudentReportTest(TestCase):
         unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
         self.assertAllClose(report.task_similarity, unit @ unit.T, atol=1e-6)
 
+    def test_sparse_student_reads_each_row_s_own_tasks(self):
+        table = student_table(seed=4)
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="sparse"),
+            teacher_vocabulary=STUDENT_VOCABULARY,
+        )
+        labelled = ~np.isnan(table["label"])
+        classifier.fit_combination(
+            {name: table[name][labelled] for name in FEATURES},
+            table["label"][labelled],
+        )
+        options = dict(inputs=FEATURES, ground_truth="label", block_size=40)
+        predict = mock.patch.object(
+            classifier, "predict", wraps=classifier.predict
+        )
+        with predict as spy:
+            report = teacher_report(
+                table, STUDENT_VOCABULARY, **options, classifier=classifier
+            )
+        # One pass per block for the scored tasks, one for the reading: no
+        # pass reads every task.
+        self.assertEqual(spy.call_count, 2 * 3)
+        for call in spy.call_args_list:
+            self.assertNotIn("all_tasks", call.kwargs)
+        self.check_student(classifier, table, report)
+        self.assertIsNotNone(classifier.combination)
+        embeddings = embeddings_of(classifier.backbone.task_tokens)
+        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+        self.assertAllClose(report.task_similarity, unit @ unit.T, atol=1e-6)
+
     def test_student_on_a_table_with_no_ground_truth_and_a_silent_teacher(
         self,
     ):
