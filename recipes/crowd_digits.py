@@ -48,6 +48,7 @@ from recipes import image_digits
 from recipes.aggregation import CROWD_AGGREGATIONS
 from recipes.aggregation import aggregate_crowd
 from recipes.evaluation import pr_auc
+from recipes.students import STUDENTS
 from recipes.students import train_student
 
 NUM_CLASSES = 10
@@ -202,8 +203,14 @@ def _draw(probabilities, rng):
     return (rng.random((len(probabilities), 1)) > cumulative).sum(axis=1)
 
 
-# The documented Teacher2Task student of `recipes.students`.
-TEACHER2TASK = "teacher2task_packed"
+# The documented Teacher2Task student of `recipes.students`: the sparse
+# layout, whose cost per row does not grow with N (the packed layout
+# prepends all N + 1 task tokens to every row), where the recipes have it.
+TEACHER2TASK = (
+    "teacher2task_sparse"
+    if "teacher2task_sparse" in STUDENTS
+    else "teacher2task_packed"
+)
 # Every student this recipe trains by default. The teacher-mean student is
 # the majority-vote student here: the mean of one-hot labels is the vote
 # share, so it is not trained twice.
