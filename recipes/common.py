@@ -67,6 +67,7 @@ def add_common_flags(parser, **defaults):
         "pretrain_steps": 0,
         "mask_rate": 0.15,
         "ground_truth_token": "free",
+        "teacher_shrinkage": 0.0,
         "ema": 0.0,
     }
     settings.update(defaults)
@@ -244,7 +245,11 @@ def run(task, args):
             scores[method], tasks, classifier = train_student(
                 method, task, split, args, seed, aggregated
             )
-            if method == "teacher2task_packed" and seed == args.first_seed:
+            if (
+                method in ("teacher2task_sparse", "teacher2task_packed")
+                and seed == args.first_seed
+                and report is None
+            ):
                 report = teacher_report(task, test, classifier)
             if tasks is not None:
                 teacher_mean = tasks[:, 1:].mean(axis=1)

@@ -13,10 +13,11 @@ from recipes.aggregation import CROWD_AGGREGATIONS
 from recipes.aggregation import pseudo_labels
 from recipes.evaluation import pr_auc
 
-# The Teacher2Task students (both task layouts) and the same architecture
-# trained on each aggregation's labels (ground truth where known) and on
-# the ground truth alone.
+# The Teacher2Task students (each task layout; sparse is the library's
+# default) and the same architecture trained on each aggregation's labels
+# (ground truth where known) and on the ground truth alone.
 STUDENTS = (
+    "teacher2task_sparse",
     "teacher2task_packed",
     "teacher2task_per_example",
     *(f"student_{name}" for name in AGGREGATIONS),
@@ -88,8 +89,9 @@ def warm_start(backbone, task, train, args, seed):
 def train_student(method, task, split, args, seed, aggregated=None):
     """Trains one student; returns its test scores, every task's too.
 
-    `method` is `"teacher2task_packed"` or `"teacher2task_per_example"`
-    (N+1 tasks through `keras_t2t.data.expand`, one layout or the other),
+    `method` is `"teacher2task_sparse"` (the library's default layout),
+    `"teacher2task_packed"` or `"teacher2task_per_example"` (N+1 tasks
+    through `keras_t2t.data.expand`, in that layout),
     `"student_<aggregation>"` (the ground-truth task only, on that
     aggregation's labels where no ground truth is known) or
     `"student_ground_truth"`. Every method trains the same architecture
@@ -108,7 +110,8 @@ def train_student(method, task, split, args, seed, aggregated=None):
     vocabulary = keras_t2t.TeacherVocabulary(task.teacher_names)
     rows = {name: value[train] for name, value in task.inputs.items()}
     labels = np.where(labelled[:, None], task.labels[train], np.nan)
-    packed = method == "teacher2task_packed"
+    layout = method[len("teacher2task_") :]
+    packed = layout in ("sparse", "packed")
     if method.startswith("teacher2task"):
         table = dict(rows, label=labels)
         for k, name in enumerate(task.teacher_names):
@@ -118,7 +121,7 @@ def train_student(method, task, split, args, seed, aggregated=None):
             vocabulary,
             inputs=list(task.inputs),
             ground_truth="label",
-            packed=packed,
+            layout=layout,
             ground_truth_weight=1.0 if packed else args.ground_truth_weight,
             balance=args.balance or None,
             shuffle_buffer=20_000,
@@ -152,8 +155,9 @@ def train_student(method, task, split, args, seed, aggregated=None):
         hidden_dim=args.hidden_dim,
         intermediate_dim=args.intermediate_dim,
         dropout=args.dropout,
-        task_layout="packed" if packed else "per_example",
+        task_layout=layout,
         ground_truth_token=args.ground_truth_token,
+        teacher_shrinkage=args.teacher_shrinkage,
         **backbone_args,
     )
     if args.pretrain_steps:
@@ -170,7 +174,7 @@ def train_student(method, task, split, args, seed, aggregated=None):
         )
     loss = keras_t2t.losses.MaskedMultiTaskLoss(
         loss=args.loss,
-        normalize=args.task_normalize if packed else "entries",
+        normalize=args.task_normalize if layout == "packed" else "entries",
     )
     # With --ema, the weights validated, kept and tested are the moving
     # average of the trained ones (swapped in at each evaluation).

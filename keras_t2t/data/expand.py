@@ -159,7 +159,9 @@ def expand(
     ):
         raise ValueError(
             f"With layout={layout!r} every task of a row is one example: "
-            "weight the tasks in the loss, not with ground_truth_weight="
+            "weight the tasks in the loss (packed: `MaskedMultiTaskLoss("
+            "normalize='tasks', task_weights=[ground_truth, teacher_1, "
+            "...])`), not with ground_truth_weight="
             f"{ground_truth_weight} / teacher_weight={teacher_weight}."
         )
     if layout == "sparse" and not batch_size:
@@ -206,7 +208,7 @@ def expand(
             .unbatch()
         )
         if layout == "sparse":
-            examples = examples.map(_dense_slots, deterministic=True)
+            examples = examples.map(_dense_slots)
         if shuffle_buffer:
             seed_after = None if seed is None else seed + 1
             examples = examples.shuffle(

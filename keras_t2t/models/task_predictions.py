@@ -11,6 +11,7 @@ devices the batches are padded to split evenly (`device_padding`).
 """
 
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from keras_t2t.models import array_inputs
@@ -49,8 +50,7 @@ def predict(model, keras_predict, x, batch_size=None, all_tasks=False, **kw):
         )
     if backbone.sparse:
         outputs = _predict(model, keras_predict, x, batch_size, **kw)
-        asked = isinstance(x, dict) and "task_ids" in x
-        return outputs if asked else outputs[:, 0]
+        return outputs if _names_tasks(x) else outputs[:, 0]
     if backbone.packed:
         outputs = _predict(model, keras_predict, x, batch_size, **kw)
         return outputs[:, 0] if task_ids is None else outputs[:, task_ids]
@@ -97,6 +97,14 @@ def wanted_tasks(num_teachers, all_tasks):
             "teachers)."
         )
     return ids.astype("int32")
+
+
+def _names_tasks(x):
+    """Whether inputs (a dict, or a dataset of them) carry `task_ids`."""
+    if isinstance(x, tf.data.Dataset):
+        x = x.element_spec
+        x = x[0] if isinstance(x, tuple) else x
+    return isinstance(x, dict) and "task_ids" in x
 
 
 def _check_arrays(x):

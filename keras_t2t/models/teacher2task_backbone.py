@@ -423,6 +423,14 @@ class Teacher2TaskBackbone(Backbone):
         )
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before task layouts existed hold no `task_layout`:
+        # they are per-example models, whatever today's default.
+        config = dict(config)
+        config.setdefault("task_layout", "per_example")
+        return super().from_config(config)
+
     @staticmethod
     def get_layout_map(device_mesh, model_parallel_dim_name="model"):
         """A `keras.distribution.LayoutMap` sharding the encoder's weights.

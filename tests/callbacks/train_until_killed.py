@@ -52,7 +52,10 @@ def training_data():
     )
     if SOURCE == "arrays":
         x, y, weight = keras_t2t.data.expand_arrays(
-            table["inputs"], table["labels"], table["teacher_scores"]
+            table["inputs"],
+            table["labels"],
+            table["teacher_scores"],
+            layout="per_example",
         )
         return dict(x=x, y=y, sample_weight=weight, batch_size=16)
     vocabulary = keras_t2t.TeacherVocabulary(["a", "b", "c"])

@@ -19,6 +19,8 @@ from tests.test_case import tiny_classifier
 
 
 def expand_table(table, **kwargs):
+    """`expand` of a test table, per example unless `layout` says."""
+    kwargs.setdefault("layout", "per_example")
     return expand(table, VOCABULARY, ["row", "text"], "label", **kwargs)
 
 
@@ -143,7 +145,13 @@ class ExpandTest(TestCase):
     def test_table_without_ground_truth(self):
         table = wide_table(num_rows=10)
         del table["label"]
-        dataset = expand(table, VOCABULARY, ["row"], ignore_columns=["text"])
+        dataset = expand(
+            table,
+            VOCABULARY,
+            ["row"],
+            ignore_columns=["text"],
+            layout="per_example",
+        )
         ids = {int(x["teacher_id"]) for x, _, _ in dataset.as_numpy_iterator()}
         self.assertEqual(ids, {1, 2, 3})
 
@@ -165,6 +173,7 @@ class ExpandTest(TestCase):
             shuffle_buffer=256,
             seed=0,
             batch_size=16,
+            layout="per_example",
         )
         classifier = tiny_classifier(tiny_backbone(**ONE_LAYER))
         history = classifier.fit(dataset, epochs=2, verbose=0)
@@ -193,10 +202,16 @@ class ExpandPropertyTest(TestCase):
         expected = expected_examples(table)
         if not expected:
             with pytest.raises(ValueError, match="expansion would be empty"):
-                expand(table, VOCABULARY, "row", "label")
+                expand(table, VOCABULARY, "row", "label", layout="per_example")
             return
         dataset = expand(
-            table, VOCABULARY, "row", "label", shuffle_buffer=8, seed=seed
+            table,
+            VOCABULARY,
+            "row",
+            "label",
+            shuffle_buffer=8,
+            seed=seed,
+            layout="per_example",
         )
         self.assertEqual(collect(dataset), expected)
 
@@ -270,6 +285,7 @@ class ExpandBadInputTest(TestCase):
                 "features",
                 "label",
                 ignore_columns=["row", "text"],
+                layout="per_example",
             )
 
     def test_empty_result(self):
@@ -294,7 +310,15 @@ class ExpandBadInputTest(TestCase):
             tf.errors.InvalidArgumentError,
             match=r"teacher afinn \(column afinn\).*\[0, 1\]",
         ) as error:
-            collect(expand(dataset, VOCABULARY, ["row", "text"], "label"))
+            collect(
+                expand(
+                    dataset,
+                    VOCABULARY,
+                    ["row", "text"],
+                    "label",
+                    layout="per_example",
+                )
+            )
         self.assertIn("Row] [8]", str(error.value).replace('"', ""))
 
     def test_balance_without_ground_truth(self):
@@ -309,7 +333,9 @@ class ExpandBadInputTest(TestCase):
         with pytest.raises(ValueError, match='"wide" or "long"'):
             expand_table(wide_table(), layout="tall")
         with pytest.raises(ValueError, match="no input column 'txt'"):
-            expand(wide_table(), VOCABULARY, "txt", "label")
+            expand(
+                wide_table(), VOCABULARY, "txt", "label", layout="per_example"
+            )
 
 
 class PackedExpandTest(TestCase):
@@ -383,3 +409,88 @@ class RepeatSeedTest(TestCase):
                 [int(r) for x, _, _ in stream.take(12) for r in x["row"]]
             )
         self.assertEqual(streams[0], streams[1])
+
+
+class SparseExpandTest(TestCase):
+    def unpack(self, dataset):
+        """(row, task, target) triples of a sparse dataset's present tasks."""
+        examples = []
+        for x, target, weight in dataset.as_numpy_iterator():
+            self.assertNotIn("teacher_id", x)
+            self.assertEqual(x["task_ids"].shape, target.shape[:2])
+            self.assertAllEqual(weight, np.ones(len(weight)))
+            for row, ids, values in zip(
+                x["row"], x["task_ids"], target, strict=True
+            ):
+                self.assertEqual(ids[0], 0)  # The ground truth's slot.
+                filled = ids >= 0
+                # Slots: ground truth, then the scoring teachers in id
+                # order, then empty slots (NaN) padding the batch.
+                self.assertAllEqual(filled, np.sort(filled)[::-1])
+                self.assertTrue(np.isnan(values[~filled]).all())
+                self.assertAllEqual(
+                    ids[1:][filled[1:]], np.sort(ids[1:][filled[1:]])
+                )
+                for task, value in zip(
+                    ids[filled], values[filled], strict=True
+                ):
+                    if not np.isnan(value).all():
+                        examples.append((int(row), int(task), _key(value)))
+        return sorted(examples)
+
+    def test_rows_carry_the_tasks_that_scored_them(self):
+        for num_labels in (1, 3):
+            table = wide_table(num_rows=30, num_labels=num_labels)
+            dataset = expand_table(table, layout="sparse", batch_size=7)
+            self.assertEqual(self.unpack(dataset), expected_examples(table))
+            # A slot per source that scored the row, and the ground truth's.
+            x, target, _ = next(iter(dataset.unbatch().batch(1)))
+            self.assertEqual(target.shape[0], 1)
+
+    def test_the_default_layout_and_batch_size_required(self):
+        table = wide_table(num_rows=20)
+        dataset = expand(
+            table, VOCABULARY, ["row", "text"], "label", batch_size=4
+        )
+        x, target, _ = next(iter(dataset))
+        self.assertIn("task_ids", x)
+        self.assertEqual(len(target.shape), 3)
+        with self.assertRaisesRegex(ValueError, "batch_size"):
+            expand(table, VOCABULARY, ["row", "text"], "label")
+        with self.assertRaisesRegex(ValueError, "layout"):
+            expand_table(table, layout="dense", batch_size=4)
+
+    def test_same_tasks_as_the_packed_layout(self):
+        table = wide_table(num_rows=40)
+        sparse = expand_table(table, layout="sparse", batch_size=8)
+        packed = expand_table(table, layout="packed", batch_size=8)
+        for (xs, ys, _), (_, yp, _) in zip(sparse, packed, strict=True):
+            ids = xs["task_ids"].numpy()
+            dense = np.full(yp.shape, np.nan, "float32")
+            for row, slots in enumerate(ids):
+                for slot, task in enumerate(slots):
+                    if task >= 0:
+                        dense[row, task] = ys[row, slot]
+            self.assertAllClose(dense, yp)
+
+    def test_shuffled_repeated_and_balanced(self):
+        table = wide_table(num_rows=200)
+        stream = expand_table(
+            table,
+            layout="sparse",
+            shuffle_buffer=100,
+            seed=1,
+            batch_size=10,
+            balance=0.5,
+            repeat=True,
+        )
+        first = [b[0]["task_ids"].numpy() for b in stream.take(3)]
+        again = [b[0]["task_ids"].numpy() for b in stream.take(3)]
+        for a, b in zip(first, again, strict=True):
+            self.assertAllEqual(a, b)
+        truth = [
+            not np.isnan(target[0]).all()
+            for _, targets, _ in stream.take(20).as_numpy_iterator()
+            for target in targets
+        ]
+        self.assertAlmostEqual(float(np.mean(truth)), 0.5, delta=0.1)

@@ -27,7 +27,11 @@ class ExpandArraysTest(TestCase):
 
     def test_one_example_per_present_row_and_source(self):
         x, y, weight = expand_arrays(
-            self.inputs, self.labels, self.scores, ground_truth_weight=5.0
+            self.inputs,
+            self.labels,
+            self.scores,
+            ground_truth_weight=5.0,
+            layout="per_example",
         )
         pairs = sorted(
             zip(
@@ -61,12 +65,17 @@ class ExpandArraysTest(TestCase):
             ground_truth="label",
             ground_truth_weight=5.0,
             batch_size=100,
+            layout="per_example",
         )
         expected = keras.tree.map_structure(
             lambda t: t.numpy(), dataset.get_single_element()
         )
         actual = expand_arrays(
-            self.inputs, self.labels, self.scores, ground_truth_weight=5.0
+            self.inputs,
+            self.labels,
+            self.scores,
+            ground_truth_weight=5.0,
+            layout="per_example",
         )
         self.assertEqual(len(actual[1]), 5)
         for got, want in zip(
@@ -79,16 +88,26 @@ class ExpandArraysTest(TestCase):
     def test_multi_label_keeps_partially_missing_entries(self):
         labels = np.array([[1.0, NAN], [NAN, NAN]])
         scores = np.array([[[NAN, 0.3]], [[NAN, NAN]]])
-        x, y, _ = expand_arrays({"f": np.zeros((2, 1))}, labels, scores)
+        x, y, _ = expand_arrays(
+            {"f": np.zeros((2, 1))}, labels, scores, layout="per_example"
+        )
         self.assertAllEqual(x["teacher_id"], [0, 1])
         self.assertAllEqual(np.isnan(y), [[False, True], [True, False]])
 
     def test_shape_mismatch(self):
         with pytest.raises(ValueError, match=r"\(4, N, 1\).*\(4, 2, 2\)"):
-            expand_arrays(self.inputs, self.labels, np.zeros((4, 2, 2)))
+            expand_arrays(
+                self.inputs,
+                self.labels,
+                np.zeros((4, 2, 2)),
+                layout="per_example",
+            )
         with pytest.raises(ValueError, match="'features' has 3 rows"):
             expand_arrays(
-                {"features": np.zeros((3, 2, 3))}, self.labels, self.scores
+                {"features": np.zeros((3, 2, 3))},
+                self.labels,
+                self.scores,
+                layout="per_example",
             )
 
     def test_values_are_checked_as_expand_checks_them(self):
@@ -98,9 +117,9 @@ class ExpandArraysTest(TestCase):
         bad_labels = labels.copy()
         bad_labels[2] = 2.0
         with pytest.raises(ValueError, match=r"Row 2: ground truth.* is 2.0"):
-            expand_arrays(inputs, bad_labels, scores)
+            expand_arrays(inputs, bad_labels, scores, layout="per_example")
         scores[3, 1] = 5.0
         with pytest.raises(
             ValueError, match=r"Row 3: teacher 'teacher_2'.*scored 5.0"
         ):
-            expand_arrays(inputs, labels, scores)
+            expand_arrays(inputs, labels, scores, layout="per_example")

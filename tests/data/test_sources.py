@@ -58,7 +58,9 @@ class TableTestCase(TestCase):
 
     def assert_expands_to_expected(self, source, **kwargs):
         kwargs.setdefault("ground_truth", "label")
-        dataset = expand(source, VOCABULARY, INPUTS, **kwargs)
+        dataset = expand(
+            source, VOCABULARY, INPUTS, **kwargs, layout="per_example"
+        )
         self.assertEqual(collect(dataset), self.expected)
 
 
@@ -86,7 +88,13 @@ class SourcesTest(TableTestCase):
         to_frame(table).to_csv(self.path("single.csv"), index=False)
         with open(self.path("single.csv")) as f:
             self.assertIn(",,", f.read())  # NaN is written as an empty cell.
-        dataset = expand(self.path("single.csv"), VOCABULARY, INPUTS, "label")
+        dataset = expand(
+            self.path("single.csv"),
+            VOCABULARY,
+            INPUTS,
+            "label",
+            layout="per_example",
+        )
         self.assertEqual(collect(dataset), expected_examples(table))
 
     def test_json_lines(self):
@@ -108,9 +116,19 @@ class SourcesTest(TableTestCase):
         frame["features"] = [[list(v) for v in cell] for cell in features]
         frame.to_parquet(self.path("vectors.parquet"))
         inputs = ["row", "features"]
-        read = expand(self.path("vectors.parquet"), VOCABULARY, inputs, "label")
+        read = expand(
+            self.path("vectors.parquet"),
+            VOCABULARY,
+            inputs,
+            "label",
+            layout="per_example",
+        )
         given = expand(
-            {**table, "features": features}, VOCABULARY, inputs, "label"
+            {**table, "features": features},
+            VOCABULARY,
+            inputs,
+            "label",
+            layout="per_example",
         )
         read, given = list(read.as_numpy_iterator()), list(given)
         self.assertEqual(len(read), len(given))
@@ -138,6 +156,7 @@ class SourcesTest(TableTestCase):
                     VOCABULARY,
                     ["row", "features"],
                     "label",
+                    layout="per_example",
                 )
             )
 
@@ -213,11 +232,16 @@ class SourcesTest(TableTestCase):
     def test_unknown_file_format(self):
         open(self.path("table.xlsx"), "wb").close()
         with pytest.raises(ValueError, match="suffix"):
-            expand(self.path("table.xlsx"), VOCABULARY, INPUTS)
+            expand(
+                self.path("table.xlsx"),
+                VOCABULARY,
+                INPUTS,
+                layout="per_example",
+            )
 
     def test_unsupported_source(self):
         with pytest.raises(ValueError, match="dict of arrays"):
-            expand([1, 2, 3], VOCABULARY, INPUTS)
+            expand([1, 2, 3], VOCABULARY, INPUTS, layout="per_example")
 
 
 class StreamedFilesTest(SourcesTest):
@@ -246,7 +270,13 @@ class StreamedFilesTest(SourcesTest):
         frame = to_frame(wide_table(num_rows=15, seed=2))
         frame.loc[9, "vader"] = 7.0
         frame.to_csv(self.path("bad.csv"), index=False)
-        dataset = expand(self.path("bad.csv"), VOCABULARY, INPUTS, "label")
+        dataset = expand(
+            self.path("bad.csv"),
+            VOCABULARY,
+            INPUTS,
+            "label",
+            layout="per_example",
+        )
         with self.assertRaisesRegex(Exception, "Row 9: teacher 'vader'"):
             collect(dataset)
 
@@ -303,7 +333,9 @@ class SeveralFilesTest(TableTestCase):
         frame = to_frame(wide_table(num_rows=15, seed=2))
         frame.loc[11, "vader"] = 7.0  # Row 1 of the third file.
         paths = self.write_parts(frame, "csv")
-        dataset = expand(paths, VOCABULARY, INPUTS, "label")
+        dataset = expand(
+            paths, VOCABULARY, INPUTS, "label", layout="per_example"
+        )
         with self.assertRaisesRegex(
             Exception, r"Row 11: teacher 'vader'.*part-2\.csv"
         ):
@@ -313,20 +345,32 @@ class SeveralFilesTest(TableTestCase):
         frame = to_frame(wide_table(num_rows=15, seed=2))
         paths = self.write_parts(frame.drop(columns="vader"), "csv")
         with pytest.raises(ValueError, match="no column 'vader'.*part-0"):
-            expand(paths, VOCABULARY, INPUTS, "label")
+            expand(paths, VOCABULARY, INPUTS, "label", layout="per_example")
 
     def test_files_of_different_formats_are_an_error(self):
         frame = to_frame(self.table)
         paths = self.write_parts(frame, "csv")[:2]
         paths += self.write_parts(frame, "parquet")[2:]
         with pytest.raises(ValueError, match="share a format"):
-            expand(paths, VOCABULARY, INPUTS, "label")
+            expand(paths, VOCABULARY, INPUTS, "label", layout="per_example")
 
     def test_missing_files_are_an_error(self):
         with pytest.raises(ValueError, match="No file matches"):
-            expand(self.path("nothing-*.csv"), VOCABULARY, INPUTS, "label")
+            expand(
+                self.path("nothing-*.csv"),
+                VOCABULARY,
+                INPUTS,
+                "label",
+                layout="per_example",
+            )
         with pytest.raises(ValueError, match="No file"):
-            expand([self.path("nothing.csv")], VOCABULARY, INPUTS, "label")
+            expand(
+                [self.path("nothing.csv")],
+                VOCABULARY,
+                INPUTS,
+                "label",
+                layout="per_example",
+            )
 
 
 class TableCheckTest(TableTestCase):
@@ -348,14 +392,23 @@ class TableCheckTest(TableTestCase):
                 match=r"Column 'note' is not an input.*\['note'\].*"
                 r"`ignore_columns`",
             ):
-                expand(source, VOCABULARY, INPUTS, "label")
+                expand(
+                    source, VOCABULARY, INPUTS, "label", layout="per_example"
+                )
             self.assert_expands_to_expected(source, ignore_columns=["note"])
 
     def test_a_teacher_left_out_of_teachers_is_an_error(self):
         with pytest.raises(
             ValueError, match=r"Column 'textblob' is not an input"
         ):
-            expand(self.table, VOCABULARY, INPUTS, "label", teachers=["vader"])
+            expand(
+                self.table,
+                VOCABULARY,
+                INPUTS,
+                "label",
+                teachers=["vader"],
+                layout="per_example",
+            )
 
     def test_a_label_column_without_ground_truth_is_an_error(self):
         with pytest.raises(
@@ -363,12 +416,18 @@ class TableCheckTest(TableTestCase):
             match=r"Column 'label' looks like the ground truth.*"
             r"ground_truth='label'",
         ):
-            expand(self.table, VOCABULARY, INPUTS)
+            expand(self.table, VOCABULARY, INPUTS, layout="per_example")
         stream = tf.data.Dataset.from_tensor_slices(self.table)
         with pytest.raises(ValueError, match="'label' looks like the ground"):
-            expand(stream, VOCABULARY, INPUTS)
+            expand(stream, VOCABULARY, INPUTS, layout="per_example")
         # Training on the teachers alone, on purpose.
-        dataset = expand(self.table, VOCABULARY, INPUTS, ignore_columns="label")
+        dataset = expand(
+            self.table,
+            VOCABULARY,
+            INPUTS,
+            ignore_columns="label",
+            layout="per_example",
+        )
         teacher_only = [e for e in self.expected if e[1] > 0]
         self.assertEqual(collect(dataset), teacher_only)
 
@@ -390,7 +449,11 @@ class TableCheckTest(TableTestCase):
                 "text",
             ):
                 expand(
-                    dict(self.table, text=texts), VOCABULARY, INPUTS, "label"
+                    dict(self.table, text=texts),
+                    VOCABULARY,
+                    INPUTS,
+                    "label",
+                    layout="per_example",
                 )
 
     def test_a_duplicated_header_is_an_error(self):
@@ -405,15 +468,21 @@ class TableCheckTest(TableTestCase):
             match=r"CSV header of '.*twice.csv' names column 'vader' twice "
             r"\(columns \d+ and \d+\).*'vader.1'",
         ):
-            expand(self.path("twice.csv"), VOCABULARY, INPUTS, "label")
+            expand(
+                self.path("twice.csv"),
+                VOCABULARY,
+                INPUTS,
+                "label",
+                layout="per_example",
+            )
         renamed = frame.rename(columns={"afinn": "vader"})
         with pytest.raises(ValueError, match="DataFrame names column 'vader'"):
-            expand(renamed, VOCABULARY, INPUTS, "label")
+            expand(renamed, VOCABULARY, INPUTS, "label", layout="per_example")
         mangled = frame.assign(**{"vader.1": frame["afinn"]})
         with pytest.raises(
             ValueError, match=r"'vader.1' looks like a second 'vader' column"
         ):
-            expand(mangled, VOCABULARY, INPUTS, "label")
+            expand(mangled, VOCABULARY, INPUTS, "label", layout="per_example")
 
     def test_an_unknown_tfrecord_feature_is_an_error(self):
         table = dict(self.table)
@@ -426,7 +495,13 @@ class TableCheckTest(TableTestCase):
                 example.features.feature["extra"].float_list.value.append(1)
                 writer.write(example.SerializeToString())
         with pytest.raises(ValueError, match="Column 'extra' is not an input"):
-            expand(self.path("b.tfrecord"), VOCABULARY, INPUTS, "label")
+            expand(
+                self.path("b.tfrecord"),
+                VOCABULARY,
+                INPUTS,
+                "label",
+                layout="per_example",
+            )
 
 
 class LongTableCheckTest(TestCase):
@@ -537,7 +612,11 @@ class StreamCheckTest(TableTestCase):
         table["afinn"][:8] = np.nan
         write_records(self.path("late.tfrecord"), table, drop=unscored)
         dataset = expand(
-            self.path("late.tfrecord"), VOCABULARY, INPUTS, "label"
+            self.path("late.tfrecord"),
+            VOCABULARY,
+            INPUTS,
+            "label",
+            layout="per_example",
         )
         self.assertEqual(collect(dataset), expected_examples(table))
 
@@ -546,21 +625,38 @@ class StreamCheckTest(TableTestCase):
         table["vader"][10] = np.nan
         write_records(self.path("gaps.tfrecord"), table, drop={(10, "vader")})
         dataset = expand(
-            self.path("gaps.tfrecord"), VOCABULARY, INPUTS, "label"
+            self.path("gaps.tfrecord"),
+            VOCABULARY,
+            INPUTS,
+            "label",
+            layout="per_example",
         )
         self.assertEqual(collect(dataset), expected_examples(table))
         # An integer ground truth: a record without it is unlabelled.
         unlabelled = np.isnan(self.table["label"])
         self.assertTrue(unlabelled[5:].any() and not unlabelled.all())
         write_records(self.path("int.tfrecord"), self.table, as_int=["label"])
-        dataset = expand(self.path("int.tfrecord"), VOCABULARY, INPUTS, "label")
+        dataset = expand(
+            self.path("int.tfrecord"),
+            VOCABULARY,
+            INPUTS,
+            "label",
+            layout="per_example",
+        )
         self.assertEqual(collect(dataset), self.expected)
 
     def test_an_input_key_missing_from_a_later_record_names_it(self):
         for key in ("text", "row"):
             path = self.path(f"no_{key}.tfrecord")
             write_records(path, self.table, drop={(11, key)})
-            dataset = expand(path, VOCABULARY, INPUTS, "label", batch_size=4)
+            dataset = expand(
+                path,
+                VOCABULARY,
+                INPUTS,
+                "label",
+                batch_size=4,
+                layout="per_example",
+            )
             with pytest.raises(
                 tf.errors.InvalidArgumentError,
                 match=rf"Record\] \[11\].*input key {key} is missing",
@@ -575,7 +671,11 @@ class StreamCheckTest(TableTestCase):
         # Past the records the layout is read off.
         with mock.patch.object(sources, "_LAYOUT_RECORDS", 5):
             dataset = expand(
-                self.path("longer.tfrecord"), VOCABULARY, INPUTS, "label"
+                self.path("longer.tfrecord"),
+                VOCABULARY,
+                INPUTS,
+                "label",
+                layout="per_example",
             )
         with pytest.raises(
             tf.errors.InvalidArgumentError,
@@ -591,7 +691,13 @@ class StreamCheckTest(TableTestCase):
             match=r"None of the first 15 records of the TFRecord table "
             r"'.*none.tfrecord' has a key 'textblob' \(teacher 'textblob'\)",
         ):
-            expand(self.path("none.tfrecord"), VOCABULARY, INPUTS, "label")
+            expand(
+                self.path("none.tfrecord"),
+                VOCABULARY,
+                INPUTS,
+                "label",
+                layout="per_example",
+            )
 
     def test_a_key_of_two_lengths_is_an_error(self):
         with tf.io.TFRecordWriter(self.path("two.tfrecord")) as writer:
@@ -615,7 +721,11 @@ class StreamCheckTest(TableTestCase):
             r"float32 value\(s\); record 0 holds 1 float32 value\(s\)",
         ):
             expand(
-                self.path("two.tfrecord"), VOCABULARY, "row", teachers=["vader"]
+                self.path("two.tfrecord"),
+                VOCABULARY,
+                "row",
+                teachers=["vader"],
+                layout="per_example",
             )
 
     def test_a_text_score_column_is_an_error_naming_it(self):
@@ -626,17 +736,23 @@ class StreamCheckTest(TableTestCase):
             match=r"Column 'vader' \(teacher 'vader'\) of the tf.data source "
             r"holds string values; scores and labels must be numbers",
         ):
-            expand(stream, VOCABULARY, INPUTS, "label")
+            expand(stream, VOCABULARY, INPUTS, "label", layout="per_example")
         write_records(self.path("text.tfrecord"), table)
         with pytest.raises(
             ValueError,
             match=r"Column 'vader' \(teacher 'vader'\) of the TFRecord file "
             r"'.*text.tfrecord' holds string values",
         ):
-            expand(self.path("text.tfrecord"), VOCABULARY, INPUTS, "label")
+            expand(
+                self.path("text.tfrecord"),
+                VOCABULARY,
+                INPUTS,
+                "label",
+                layout="per_example",
+            )
         truth = dict(self.table, label=self.table["label"].astype(str))
         stream = tf.data.Dataset.from_tensor_slices(truth)
         with pytest.raises(
             ValueError, match=r"Column 'label' \(the ground truth\)"
         ):
-            expand(stream, VOCABULARY, INPUTS, "label")
+            expand(stream, VOCABULARY, INPUTS, "label", layout="per_example")

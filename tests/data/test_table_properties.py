@@ -73,7 +73,15 @@ def names(message, patterns):
 def check(test, make_source, junk, expected, **kwargs):
     """Expands; asserts the error names some junk, or nothing is lost."""
     try:
-        got = collect(expand(make_source(), VOCABULARY, INPUTS, **kwargs))
+        got = collect(
+            expand(
+                make_source(),
+                VOCABULARY,
+                INPUTS,
+                **kwargs,
+                layout="per_example",
+            )
+        )
     except ValueError as error:
         message = str(error)
         event(f"refused: {message.split(':')[0][:30]}")

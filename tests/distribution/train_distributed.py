@@ -53,7 +53,10 @@ def make_data():
         )
     else:
         x, y, _ = keras_t2t.data.expand_arrays(
-            table["inputs"], table["labels"], table["teacher_scores"]
+            table["inputs"],
+            table["labels"],
+            table["teacher_scores"],
+            layout="per_example",
         )
     order = np.random.default_rng(0).permutation(len(y))
     x = {name: value[order] for name, value in x.items()}

@@ -42,8 +42,17 @@ path, inputs_file, out_file = sys.argv[1:4]
 inputs = dict(np.load(inputs_file, allow_pickle=False))
 loaded = tf.saved_model.load(path)
 results = {}
-for name in ("serving_default", "all_tasks"):
-    tensors = {k: tf.constant(v) for k, v in inputs.items()}
+for name in ("serving_default", "all_tasks", "tasks"):
+    if name not in loaded.signatures or (
+        name == "tasks" and "task_ids" not in inputs
+    ):
+        continue
+    # Only `tasks` takes the task ids to read.
+    tensors = {
+        k: tf.constant(v)
+        for k, v in inputs.items()
+        if k != "task_ids" or name == "tasks"
+    }
     outputs = loaded.signatures[name](**tensors)
     results[name] = {k: v.numpy().tolist() for k, v in outputs.items()}
 assert not any(name in sys.modules for name in ours), "loading pulled them in"
@@ -80,7 +89,10 @@ def feature_classifier(task_layout="per_example", max_sequence_length=None):
     classifier = tiny_classifier(backbone, teacher_vocabulary=VOCABULARY)
     length = min(5, max_sequence_length or 5)
     x = {"features": np.random.rand(32, length, 6).astype("float32")}
-    if backbone.packed:
+    if backbone.sparse:
+        x["task_ids"] = np.tile(np.array([[0, 2, 3]], "int32"), (32, 1))
+        y = np.random.rand(32, 3, 1)  # The tasks of each row.
+    elif backbone.packed:
         y = np.random.rand(32, 4, 1)  # Every task of each row.
     else:
         x["teacher_id"] = np.random.randint(0, 4, 32).astype("int32")
@@ -162,6 +174,30 @@ class ExportTest(TestCase):
         features = np.random.rand(7, 9, 6).astype("float32")
         self.assert_signatures_match(
             classifier, {"features": features}, {"features": features}
+        )
+
+    def test_sparse_model_reads_the_task_ids_it_is_given(self):
+        classifier = feature_classifier(task_layout="sparse")
+        features = np.random.rand(5, 4, 6).astype("float32")
+        task_ids = np.array([[2, 0]] * 5, "int32")
+        path = export_saved_model(classifier, self.get_temp_dir() + "/t2t")
+        outputs = run_fresh(
+            path,
+            {"features": features, "task_ids": task_ids},
+            self.get_temp_dir(),
+        )
+        inputs = {"features": features}
+        self.assertAllClose(
+            outputs["serving_default"]["confidences"],
+            classifier.predict(inputs, verbose=0),
+            atol=1e-5,
+        )
+        every = classifier.predict(inputs, all_tasks=True, verbose=0)
+        self.assertAllClose(
+            outputs["all_tasks"]["afinn"], every[:, 3], atol=1e-5
+        )
+        self.assertAllClose(
+            outputs["tasks"]["confidences"], every[:, [2, 0]], atol=1e-5
         )
 
     def test_default_probe_fits_short_absolute_positions(self):

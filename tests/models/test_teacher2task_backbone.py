@@ -474,3 +474,10 @@ class SparseTeacher2TaskBackboneTest(TestCase):
             backbone.get_layer("transformer_encoder_layer_0").get_weights()[0],
             t5.get_layer("transformer_encoder_layer_0").get_weights()[0],
         )
+
+    def test_configs_from_before_layouts_load_per_example(self):
+        old = Teacher2TaskBackbone(**PER_EXAMPLE, num_teachers=2).get_config()
+        del old["task_layout"]
+        self.assertEqual(
+            Teacher2TaskBackbone.from_config(old).task_layout, "per_example"
+        )

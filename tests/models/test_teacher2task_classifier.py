@@ -16,7 +16,10 @@ def expanded(num_rows=256, **kwargs):
         num_rows=num_rows, **kwargs
     )
     x, y, weight = keras_t2t.data.expand_arrays(
-        data["inputs"], data["labels"], data["teacher_scores"]
+        data["inputs"],
+        data["labels"],
+        data["teacher_scores"],
+        layout="per_example",
     )
     return data, x, y, weight
 
@@ -450,3 +453,127 @@ class PackedTeacher2TaskClassifierTest(TestCase):
         self.assertTrue(np.isnan(y.numpy()[6:]).all())
         self.assertAllEqual(weight, [1, 1, 1, 1, 1, 1, 0, 0])
         self.assertAllEqual(x["padding_mask"].numpy()[6:], 0)
+
+
+def sparse_table(num_rows=128, num_teachers=3, num_labels=1):
+    """Synthetic rows and their sparse expansion, `(data, x, y)`."""
+    data = keras_t2t.datasets.make_synthetic_teachers(
+        num_rows=num_rows, num_teachers=num_teachers, num_labels=num_labels
+    )
+    x, y, _ = keras_t2t.data.expand_arrays(
+        data["inputs"], data["labels"], data["teacher_scores"]
+    )
+    return data, x, y
+
+
+class SparseTeacher2TaskClassifierTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.init_kwargs = {
+            "num_labels": 2,
+            "teacher_vocabulary": keras_t2t.TeacherVocabulary(["a", "b", "c"]),
+        }
+        self.input_data = dict(
+            text_inputs(), task_ids=np.array([[0, 2, -1], [0, 3, 1]], "int32")
+        )
+        y = np.random.default_rng(1).random((2, 3, 2)).astype("float32")
+        y[0, 2] = np.nan  # The empty slot.
+        self.train_data = (self.input_data, y)
+
+    def test_task_basics(self):
+        backbone = tiny_backbone(vocabulary_size=30, task_layout="sparse")
+        classifier = self.run_task_test(
+            Teacher2TaskClassifier,
+            {**self.init_kwargs, "backbone": backbone},
+            self.train_data,
+            expected_output_shape=(2, 3, 2),
+        )
+        revived = self.run_model_saving_test(classifier, self.input_data)
+        self.assertTrue(revived.backbone.sparse)
+        revived.fit(*self.train_data, batch_size=2, verbose=0)
+
+    def test_fit_on_a_sparse_expansion_lowers_the_loss(self):
+        data, x, y = sparse_table(num_rows=256, num_labels=2)
+        self.assertEqual(x["task_ids"].shape, y.shape[:2])
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="sparse"), num_labels=2
+        )
+        classifier.compile()
+        history = classifier.fit(x, y, epochs=4, batch_size=32, verbose=0)
+        losses = history.history["loss"]
+        self.assertLess(losses[-1], 0.8 * losses[0], losses)
+        self.assertTrue(np.isfinite(history.history["pr_auc"]).all())
+
+    def test_predict_reads_the_tasks_asked_for_alike(self):
+        data, _, _ = sparse_table(num_rows=10, num_labels=2)
+        inputs = data["inputs"]
+        classifier = tiny_classifier(
+            tiny_backbone(task_layout="sparse"), num_labels=2
+        )
+        ground_truth = classifier.predict(inputs, verbose=0)
+        every = classifier.predict(inputs, all_tasks=True, verbose=0)
+        some = classifier.predict(inputs, all_tasks=[3, 0], verbose=0)
+        self.assertEqual(ground_truth.shape, (10, 2))
+        self.assertEqual(every.shape, (10, 4, 2))
+        self.assertEqual(some.shape, (10, 2, 2))
+        # A task reads the same in any slot and beside any other task.
+        self.assertAllClose(every[:, 0], ground_truth, atol=1e-5)
+        self.assertAllClose(some[:, 1], ground_truth, atol=1e-5)
+        self.assertAllClose(some[:, 0], every[:, 3], atol=1e-5)
+        # Given its own task ids, a row's every slot comes back.
+        slots = classifier.predict(
+            dict(inputs, task_ids=np.tile([0, 2], (10, 1))), verbose=0
+        )
+        self.assertAllClose(slots, every[:, [0, 2]], atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "task 7"):
+            classifier.predict(inputs, all_tasks=[0, 7], verbose=0)
+
+    def test_metrics_read_slot_zero(self):
+        data, x, y = sparse_table(num_rows=64)
+        classifier = tiny_classifier(tiny_backbone(task_layout="sparse"))
+        classifier.compile()
+        scores = classifier.predict(data["inputs"], verbose=0)
+        results = classifier.evaluate(
+            x, y, batch_size=64, return_dict=True, verbose=0
+        )
+        labelled = ~np.isnan(data["labels"][:, 0])
+        expected = average_precision_score(
+            data["labels"][labelled, 0], scores[labelled, 0]
+        )
+        self.assertAlmostEqual(results["pr_auc"], expected, delta=0.01)
+
+    def test_bad_task_ids_and_targets(self):
+        classifier = tiny_classifier(
+            tiny_backbone(vocabulary_size=30, task_layout="sparse"),
+            num_labels=2,
+        )
+        x, y = self.train_data
+        bad = dict(x, task_ids=np.array([[0, 4, -1], [0, 1, 2]]))
+        with self.assertRaisesRegex(ValueError, "example 0, slot 1"):
+            classifier.fit(bad, y, verbose=0)
+        with self.assertRaisesRegex(ValueError, "3 slots per row"):
+            classifier.fit(x, y[:, :2], verbose=0)
+        with self.assertRaisesRegex(ValueError, "teacher_id"):
+            classifier.predict(dict(text_inputs(), teacher_id=np.zeros(2)))
+        with self.assertRaisesRegex(ValueError, "normalize='entries'"):
+            classifier.compile(
+                loss=keras_t2t.losses.MaskedMultiTaskLoss(normalize="tasks")
+            )
+
+    def test_combination_over_some_teachers(self):
+        data, x, y = sparse_table(num_rows=128)
+        classifier = tiny_classifier(tiny_backbone(task_layout="sparse"))
+        classifier.compile()
+        classifier.fit(x, y, epochs=2, batch_size=32, verbose=0)
+        report = classifier.fit_combination(
+            data["inputs"], data["labels"], l2=10.0, task_ids=[1, 3]
+        )
+        combination = report["combination"]
+        self.assertEqual(combination.task_ids, [1, 3])
+        self.assertAllEqual(combination.tasks(3), [1, 3])
+        tasks = classifier.predict(data["inputs"], all_tasks=[1, 3], verbose=0)
+        self.assertAllClose(
+            classifier.predict(data["inputs"], verbose=0),
+            keras.ops.convert_to_numpy(combination(tasks)),
+            atol=1e-5,
+        )
