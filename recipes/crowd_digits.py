@@ -658,7 +658,18 @@ def main(argv=None):
         help="Comma-separated points of --curve. Defaults to the flag's "
         "own value; e.g. 10,100,1000.",
     )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="Only rewrite <curve>.md and <curve>.png from <curve>.json.",
+    )
     args = common.parse(parser, argv)
+    if args.render:
+        path = os.path.join(args.output, args.curve)
+        with open(path + ".json") as f:
+            results = json.load(f)
+        write_curve(results, path)
+        return results
     if args.values is None:
         args.values = str(getattr(args, args.curve))
     return run_curve(args)
