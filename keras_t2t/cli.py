@@ -9,8 +9,8 @@
 summarises the table, trains a SentencePiece tokenizer on the training
 rows' texts (or reads numeric feature columns, or one column whose cells
 are sequences of vectors), holds out labelled rows for validation, trains
-a packed Teacher2Task student, keeps the checkpoint and the reading of the
-ground truth that score best on validation, and writes
+a Teacher2Task student (sparse layout), keeps the checkpoint and the
+reading of the ground truth that score best on validation, and writes
 the run folder: `model.keras`, a TF Serving SavedModel at `serving/1`,
 `run.json` (the table's columns and the validation figures), `report.md`
 (the table's summary and `keras_t2t.diagnostics.teacher_report` on the
@@ -202,7 +202,6 @@ def _fit(args):
     dataset = keras_t2t.data.expand(
         train_table,
         **options,
-        packed=True,
         shuffle_buffer=20_000,
         seed=args.seed,
         batch_size=args.batch_size,
@@ -557,7 +556,6 @@ def _build_classifier(args, vocabulary, mode, train_inputs, num_labels):
             args.preset,
             num_labels=num_labels,
             teacher_vocabulary=vocabulary,
-            task_layout="packed",
             sequence_length=args.sequence_length,
         )
     size = dict(
@@ -566,7 +564,6 @@ def _build_classifier(args, vocabulary, mode, train_inputs, num_labels):
         hidden_dim=args.hidden_dim,
         intermediate_dim=args.intermediate_dim,
         num_teachers=vocabulary.num_teachers,
-        task_layout="packed",
     )
     preprocessor = None
     if mode == "text":

@@ -121,7 +121,7 @@ def train_student(method, task, split, args, seed, aggregated=None):
             vocabulary,
             inputs=list(task.inputs),
             ground_truth="label",
-            layout=layout,
+            task_layout=layout,
             ground_truth_weight=1.0 if packed else args.ground_truth_weight,
             balance=args.balance or None,
             shuffle_buffer=20_000,

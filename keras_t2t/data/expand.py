@@ -22,7 +22,7 @@ def expand(
     ground_truth_weight=1.0,
     teacher_weight=1.0,
     balance=None,
-    layout="sparse",
+    task_layout="sparse",
     packed=None,
     shuffle_buffer=None,
     seed=None,
@@ -37,8 +37,8 @@ def expand(
     A table has one row per input, a ground-truth label for some rows and
     confidence scores from N teachers for many. Teacher2Task learns each
     source as a task: the ground truth as task 0 (the primary task),
-    teacher k's confidence as task k. The `layout` must match the model's
-    `Teacher2TaskBackbone(task_layout=...)`:
+    teacher k's confidence as task k. The `task_layout` must match the
+    model's `Teacher2TaskBackbone(task_layout=...)`:
     - `"sparse"` (the default): one example per row, carrying the ids of
       its tasks, `task_ids`: the ground truth at slot 0 (its target NaN
       where the row is unlabelled), then the teachers that scored the
@@ -87,14 +87,14 @@ def expand(
             seen once. Sparse or packed, rows with a ground-truth value are
             repeated to make up this share of the rows. Defaults to `None`
             (every example once per epoch).
-        layout: str. `"sparse"`, `"packed"` or `"per_example"` (see
+        task_layout: str. `"sparse"`, `"packed"` or `"per_example"` (see
             above). Sparse needs `batch_size` (each batch is padded to its
             longest row). Sparse and packed weigh tasks in the loss, not
             with `ground_truth_weight`/`teacher_weight`. Defaults to
             `"sparse"`.
         packed: bool or `None`. The older switch between the packed
             (`True`) and per-example (`False`) layouts; `None` leaves
-            `layout` in charge. Defaults to `None`.
+            `task_layout` in charge. Defaults to `None`.
         shuffle_buffer: int or `None`. Shuffles rows before and examples
             after the expansion with this buffer, so that a batch mixes
             rows and tasks. Defaults to `None` (table order).
@@ -144,11 +144,12 @@ def expand(
         vocabulary, inputs, ground_truth, teachers, **table_options
     )
     if packed is not None:
-        layout = "packed" if packed else "per_example"
+        task_layout = "packed" if packed else "per_example"
+    layout = task_layout
     if layout not in LAYOUTS:
         raise ValueError(
-            f"`layout` must be one of {list(LAYOUTS)} (the model's "
-            f"`task_layout`). Received: layout={layout!r}"
+            f"`task_layout` must be one of {list(LAYOUTS)}, the model's. "
+            f"Received: task_layout={layout!r}"
         )
     if balance is not None and not 0.0 < balance < 1.0:
         raise ValueError(f"`balance` must be in (0, 1). Received: {balance}")
@@ -158,7 +159,7 @@ def expand(
         or teacher_weight != 1.0
     ):
         raise ValueError(
-            f"With layout={layout!r} every task of a row is one example: "
+            f"With task_layout={layout!r} every task of a row is one example: "
             "weight the tasks in the loss (packed: `MaskedMultiTaskLoss("
             "normalize='tasks', task_weights=[ground_truth, teacher_1, "
             "...])`), not with ground_truth_weight="
@@ -166,7 +167,7 @@ def expand(
         )
     if layout == "sparse" and not batch_size:
         raise ValueError(
-            "layout='sparse' pads each batch to its longest row (the rows "
+            "task_layout='sparse' pads each batch to its longest row (the rows "
             "carry different numbers of tasks): pass `batch_size`."
         )
     rows = read_rows(source, spec, file_format=file_format)

@@ -9,14 +9,18 @@ _GROUND_TRUTH = "__ground_truth__"
 
 
 def expand_arrays(
-    inputs, labels, teacher_scores, ground_truth_weight=1.0, layout="sparse"
+    inputs,
+    labels,
+    teacher_scores,
+    ground_truth_weight=1.0,
+    task_layout="sparse",
 ):
     """Expands an in-memory multi-teacher table into Teacher2Task examples.
 
     Each row holds model inputs, ground-truth labels (NaN where unknown)
     and each teacher's confidences (NaN where the teacher did not score).
-    The arrays go through `keras_t2t.data.expand` with the `layout` of the
-    model, so they are checked the same way (labels 0/1, confidences in
+    The arrays go through `keras_t2t.data.expand` with the `task_layout`
+    of the model, so they are checked the same way (labels 0/1, confidences in
     `[0, 1]`, NaN where missing) and expanded the same way: sparse (the
     default), one example per row with `task_ids` (the ground truth, then
     the teachers that scored the row, padded with -1 to the row with the
@@ -34,7 +38,7 @@ def expand_arrays(
         ground_truth_weight: float. The sample weight of ground-truth
             examples, per-example layout; teacher examples get 1. Defaults
             to `1.0`.
-        layout: str. `"sparse"`, `"packed"` or `"per_example"`, the
+        task_layout: str. `"sparse"`, `"packed"` or `"per_example"`, the
             model's `task_layout`. Defaults to `"sparse"`.
 
     Returns:
@@ -89,7 +93,7 @@ def expand_arrays(
         ground_truth=_GROUND_TRUTH,
         num_labels=num_labels,
         ground_truth_weight=ground_truth_weight,
-        layout=layout,
+        task_layout=task_layout,
         batch_size=max(1, len(labels) * (1 + len(names))),
     )
     x, y, sample_weight = keras.tree.map_structure(

@@ -55,7 +55,7 @@ def training_data():
             table["inputs"],
             table["labels"],
             table["teacher_scores"],
-            layout="per_example",
+            task_layout="per_example",
         )
         return dict(x=x, y=y, sample_weight=weight, batch_size=16)
     vocabulary = keras_t2t.TeacherVocabulary(["a", "b", "c"])

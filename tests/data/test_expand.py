@@ -20,7 +20,7 @@ from tests.test_case import tiny_classifier
 
 def expand_table(table, **kwargs):
     """`expand` of a test table, per example unless `layout` says."""
-    kwargs.setdefault("layout", "per_example")
+    kwargs.setdefault("task_layout", "per_example")
     return expand(table, VOCABULARY, ["row", "text"], "label", **kwargs)
 
 
@@ -150,7 +150,7 @@ class ExpandTest(TestCase):
             VOCABULARY,
             ["row"],
             ignore_columns=["text"],
-            layout="per_example",
+            task_layout="per_example",
         )
         ids = {int(x["teacher_id"]) for x, _, _ in dataset.as_numpy_iterator()}
         self.assertEqual(ids, {1, 2, 3})
@@ -173,7 +173,7 @@ class ExpandTest(TestCase):
             shuffle_buffer=256,
             seed=0,
             batch_size=16,
-            layout="per_example",
+            task_layout="per_example",
         )
         classifier = tiny_classifier(tiny_backbone(**ONE_LAYER))
         history = classifier.fit(dataset, epochs=2, verbose=0)
@@ -202,7 +202,9 @@ class ExpandPropertyTest(TestCase):
         expected = expected_examples(table)
         if not expected:
             with pytest.raises(ValueError, match="expansion would be empty"):
-                expand(table, VOCABULARY, "row", "label", layout="per_example")
+                expand(
+                    table, VOCABULARY, "row", "label", task_layout="per_example"
+                )
             return
         dataset = expand(
             table,
@@ -211,7 +213,7 @@ class ExpandPropertyTest(TestCase):
             "label",
             shuffle_buffer=8,
             seed=seed,
-            layout="per_example",
+            task_layout="per_example",
         )
         self.assertEqual(collect(dataset), expected)
 
@@ -285,7 +287,7 @@ class ExpandBadInputTest(TestCase):
                 "features",
                 "label",
                 ignore_columns=["row", "text"],
-                layout="per_example",
+                task_layout="per_example",
             )
 
     def test_empty_result(self):
@@ -316,7 +318,7 @@ class ExpandBadInputTest(TestCase):
                     VOCABULARY,
                     ["row", "text"],
                     "label",
-                    layout="per_example",
+                    task_layout="per_example",
                 )
             )
         self.assertIn("Row] [8]", str(error.value).replace('"', ""))
@@ -334,7 +336,11 @@ class ExpandBadInputTest(TestCase):
             expand_table(wide_table(), layout="tall")
         with pytest.raises(ValueError, match="no input column 'txt'"):
             expand(
-                wide_table(), VOCABULARY, "txt", "label", layout="per_example"
+                wide_table(),
+                VOCABULARY,
+                "txt",
+                "label",
+                task_layout="per_example",
             )
 
 
@@ -441,7 +447,7 @@ class SparseExpandTest(TestCase):
     def test_rows_carry_the_tasks_that_scored_them(self):
         for num_labels in (1, 3):
             table = wide_table(num_rows=30, num_labels=num_labels)
-            dataset = expand_table(table, layout="sparse", batch_size=7)
+            dataset = expand_table(table, task_layout="sparse", batch_size=7)
             self.assertEqual(self.unpack(dataset), expected_examples(table))
             # A slot per source that scored the row, and the ground truth's.
             x, target, _ = next(iter(dataset.unbatch().batch(1)))
@@ -457,13 +463,13 @@ class SparseExpandTest(TestCase):
         self.assertEqual(len(target.shape), 3)
         with self.assertRaisesRegex(ValueError, "batch_size"):
             expand(table, VOCABULARY, ["row", "text"], "label")
-        with self.assertRaisesRegex(ValueError, "layout"):
-            expand_table(table, layout="dense", batch_size=4)
+        with self.assertRaisesRegex(ValueError, "task_layout"):
+            expand_table(table, task_layout="dense", batch_size=4)
 
     def test_same_tasks_as_the_packed_layout(self):
         table = wide_table(num_rows=40)
-        sparse = expand_table(table, layout="sparse", batch_size=8)
-        packed = expand_table(table, layout="packed", batch_size=8)
+        sparse = expand_table(table, task_layout="sparse", batch_size=8)
+        packed = expand_table(table, task_layout="packed", batch_size=8)
         for (xs, ys, _), (_, yp, _) in zip(sparse, packed, strict=True):
             ids = xs["task_ids"].numpy()
             dense = np.full(yp.shape, np.nan, "float32")
@@ -477,7 +483,7 @@ class SparseExpandTest(TestCase):
         table = wide_table(num_rows=200)
         stream = expand_table(
             table,
-            layout="sparse",
+            task_layout="sparse",
             shuffle_buffer=100,
             seed=1,
             batch_size=10,

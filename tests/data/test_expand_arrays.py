@@ -31,7 +31,7 @@ class ExpandArraysTest(TestCase):
             self.labels,
             self.scores,
             ground_truth_weight=5.0,
-            layout="per_example",
+            task_layout="per_example",
         )
         pairs = sorted(
             zip(
@@ -65,7 +65,7 @@ class ExpandArraysTest(TestCase):
             ground_truth="label",
             ground_truth_weight=5.0,
             batch_size=100,
-            layout="per_example",
+            task_layout="per_example",
         )
         expected = keras.tree.map_structure(
             lambda t: t.numpy(), dataset.get_single_element()
@@ -75,7 +75,7 @@ class ExpandArraysTest(TestCase):
             self.labels,
             self.scores,
             ground_truth_weight=5.0,
-            layout="per_example",
+            task_layout="per_example",
         )
         self.assertEqual(len(actual[1]), 5)
         for got, want in zip(
@@ -89,7 +89,7 @@ class ExpandArraysTest(TestCase):
         labels = np.array([[1.0, NAN], [NAN, NAN]])
         scores = np.array([[[NAN, 0.3]], [[NAN, NAN]]])
         x, y, _ = expand_arrays(
-            {"f": np.zeros((2, 1))}, labels, scores, layout="per_example"
+            {"f": np.zeros((2, 1))}, labels, scores, task_layout="per_example"
         )
         self.assertAllEqual(x["teacher_id"], [0, 1])
         self.assertAllEqual(np.isnan(y), [[False, True], [True, False]])
@@ -100,14 +100,14 @@ class ExpandArraysTest(TestCase):
                 self.inputs,
                 self.labels,
                 np.zeros((4, 2, 2)),
-                layout="per_example",
+                task_layout="per_example",
             )
         with pytest.raises(ValueError, match="'features' has 3 rows"):
             expand_arrays(
                 {"features": np.zeros((3, 2, 3))},
                 self.labels,
                 self.scores,
-                layout="per_example",
+                task_layout="per_example",
             )
 
     def test_values_are_checked_as_expand_checks_them(self):
@@ -117,9 +117,9 @@ class ExpandArraysTest(TestCase):
         bad_labels = labels.copy()
         bad_labels[2] = 2.0
         with pytest.raises(ValueError, match=r"Row 2: ground truth.* is 2.0"):
-            expand_arrays(inputs, bad_labels, scores, layout="per_example")
+            expand_arrays(inputs, bad_labels, scores, task_layout="per_example")
         scores[3, 1] = 5.0
         with pytest.raises(
             ValueError, match=r"Row 3: teacher 'teacher_2'.*scored 5.0"
         ):
-            expand_arrays(inputs, labels, scores, layout="per_example")
+            expand_arrays(inputs, labels, scores, task_layout="per_example")

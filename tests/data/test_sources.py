@@ -59,7 +59,7 @@ class TableTestCase(TestCase):
     def assert_expands_to_expected(self, source, **kwargs):
         kwargs.setdefault("ground_truth", "label")
         dataset = expand(
-            source, VOCABULARY, INPUTS, **kwargs, layout="per_example"
+            source, VOCABULARY, INPUTS, **kwargs, task_layout="per_example"
         )
         self.assertEqual(collect(dataset), self.expected)
 
@@ -93,7 +93,7 @@ class SourcesTest(TableTestCase):
             VOCABULARY,
             INPUTS,
             "label",
-            layout="per_example",
+            task_layout="per_example",
         )
         self.assertEqual(collect(dataset), expected_examples(table))
 
@@ -121,14 +121,14 @@ class SourcesTest(TableTestCase):
             VOCABULARY,
             inputs,
             "label",
-            layout="per_example",
+            task_layout="per_example",
         )
         given = expand(
             {**table, "features": features},
             VOCABULARY,
             inputs,
             "label",
-            layout="per_example",
+            task_layout="per_example",
         )
         read, given = list(read.as_numpy_iterator()), list(given)
         self.assertEqual(len(read), len(given))
@@ -156,7 +156,7 @@ class SourcesTest(TableTestCase):
                     VOCABULARY,
                     ["row", "features"],
                     "label",
-                    layout="per_example",
+                    task_layout="per_example",
                 )
             )
 
@@ -221,13 +221,25 @@ class SourcesTest(TableTestCase):
         with pytest.raises(
             ValueError, match=r"Row \d+: item 'item-\d+' has more than one"
         ):
-            expand(long, VOCABULARY, INPUTS, layout="long")
+            expand(
+                long,
+                VOCABULARY,
+                INPUTS,
+                layout="long",
+                task_layout="per_example",
+            )
 
     def test_long_layout_unknown_source(self):
         long = to_long(wide_table(num_rows=6, seed=1)).drop(columns="label")
         long.loc[3, "source"] = "gemini"
         with pytest.raises(ValueError, match="Row 3: source 'gemini'"):
-            expand(long, VOCABULARY, INPUTS, layout="long")
+            expand(
+                long,
+                VOCABULARY,
+                INPUTS,
+                layout="long",
+                task_layout="per_example",
+            )
 
     def test_unknown_file_format(self):
         open(self.path("table.xlsx"), "wb").close()
@@ -236,12 +248,12 @@ class SourcesTest(TableTestCase):
                 self.path("table.xlsx"),
                 VOCABULARY,
                 INPUTS,
-                layout="per_example",
+                task_layout="per_example",
             )
 
     def test_unsupported_source(self):
         with pytest.raises(ValueError, match="dict of arrays"):
-            expand([1, 2, 3], VOCABULARY, INPUTS, layout="per_example")
+            expand([1, 2, 3], VOCABULARY, INPUTS, task_layout="per_example")
 
 
 class StreamedFilesTest(SourcesTest):
@@ -275,7 +287,7 @@ class StreamedFilesTest(SourcesTest):
             VOCABULARY,
             INPUTS,
             "label",
-            layout="per_example",
+            task_layout="per_example",
         )
         with self.assertRaisesRegex(Exception, "Row 9: teacher 'vader'"):
             collect(dataset)
@@ -334,7 +346,7 @@ class SeveralFilesTest(TableTestCase):
         frame.loc[11, "vader"] = 7.0  # Row 1 of the third file.
         paths = self.write_parts(frame, "csv")
         dataset = expand(
-            paths, VOCABULARY, INPUTS, "label", layout="per_example"
+            paths, VOCABULARY, INPUTS, "label", task_layout="per_example"
         )
         with self.assertRaisesRegex(
             Exception, r"Row 11: teacher 'vader'.*part-2\.csv"
@@ -345,14 +357,18 @@ class SeveralFilesTest(TableTestCase):
         frame = to_frame(wide_table(num_rows=15, seed=2))
         paths = self.write_parts(frame.drop(columns="vader"), "csv")
         with pytest.raises(ValueError, match="no column 'vader'.*part-0"):
-            expand(paths, VOCABULARY, INPUTS, "label", layout="per_example")
+            expand(
+                paths, VOCABULARY, INPUTS, "label", task_layout="per_example"
+            )
 
     def test_files_of_different_formats_are_an_error(self):
         frame = to_frame(self.table)
         paths = self.write_parts(frame, "csv")[:2]
         paths += self.write_parts(frame, "parquet")[2:]
         with pytest.raises(ValueError, match="share a format"):
-            expand(paths, VOCABULARY, INPUTS, "label", layout="per_example")
+            expand(
+                paths, VOCABULARY, INPUTS, "label", task_layout="per_example"
+            )
 
     def test_missing_files_are_an_error(self):
         with pytest.raises(ValueError, match="No file matches"):
@@ -361,7 +377,7 @@ class SeveralFilesTest(TableTestCase):
                 VOCABULARY,
                 INPUTS,
                 "label",
-                layout="per_example",
+                task_layout="per_example",
             )
         with pytest.raises(ValueError, match="No file"):
             expand(
@@ -369,7 +385,7 @@ class SeveralFilesTest(TableTestCase):
                 VOCABULARY,
                 INPUTS,
                 "label",
-                layout="per_example",
+                task_layout="per_example",
             )
 
 
@@ -393,7 +409,11 @@ class TableCheckTest(TableTestCase):
                 r"`ignore_columns`",
             ):
                 expand(
-                    source, VOCABULARY, INPUTS, "label", layout="per_example"
+                    source,
+                    VOCABULARY,
+                    INPUTS,
+                    "label",
+                    task_layout="per_example",
                 )
             self.assert_expands_to_expected(source, ignore_columns=["note"])
 
@@ -407,7 +427,7 @@ class TableCheckTest(TableTestCase):
                 INPUTS,
                 "label",
                 teachers=["vader"],
-                layout="per_example",
+                task_layout="per_example",
             )
 
     def test_a_label_column_without_ground_truth_is_an_error(self):
@@ -416,17 +436,17 @@ class TableCheckTest(TableTestCase):
             match=r"Column 'label' looks like the ground truth.*"
             r"ground_truth='label'",
         ):
-            expand(self.table, VOCABULARY, INPUTS, layout="per_example")
+            expand(self.table, VOCABULARY, INPUTS, task_layout="per_example")
         stream = tf.data.Dataset.from_tensor_slices(self.table)
         with pytest.raises(ValueError, match="'label' looks like the ground"):
-            expand(stream, VOCABULARY, INPUTS, layout="per_example")
+            expand(stream, VOCABULARY, INPUTS, task_layout="per_example")
         # Training on the teachers alone, on purpose.
         dataset = expand(
             self.table,
             VOCABULARY,
             INPUTS,
             ignore_columns="label",
-            layout="per_example",
+            task_layout="per_example",
         )
         teacher_only = [e for e in self.expected if e[1] > 0]
         self.assertEqual(collect(dataset), teacher_only)
@@ -453,7 +473,7 @@ class TableCheckTest(TableTestCase):
                     VOCABULARY,
                     INPUTS,
                     "label",
-                    layout="per_example",
+                    task_layout="per_example",
                 )
 
     def test_a_duplicated_header_is_an_error(self):
@@ -473,16 +493,20 @@ class TableCheckTest(TableTestCase):
                 VOCABULARY,
                 INPUTS,
                 "label",
-                layout="per_example",
+                task_layout="per_example",
             )
         renamed = frame.rename(columns={"afinn": "vader"})
         with pytest.raises(ValueError, match="DataFrame names column 'vader'"):
-            expand(renamed, VOCABULARY, INPUTS, "label", layout="per_example")
+            expand(
+                renamed, VOCABULARY, INPUTS, "label", task_layout="per_example"
+            )
         mangled = frame.assign(**{"vader.1": frame["afinn"]})
         with pytest.raises(
             ValueError, match=r"'vader.1' looks like a second 'vader' column"
         ):
-            expand(mangled, VOCABULARY, INPUTS, "label", layout="per_example")
+            expand(
+                mangled, VOCABULARY, INPUTS, "label", task_layout="per_example"
+            )
 
     def test_an_unknown_tfrecord_feature_is_an_error(self):
         table = dict(self.table)
@@ -500,7 +524,7 @@ class TableCheckTest(TableTestCase):
                 VOCABULARY,
                 INPUTS,
                 "label",
-                layout="per_example",
+                task_layout="per_example",
             )
 
 
@@ -515,16 +539,30 @@ class LongTableCheckTest(TestCase):
             ValueError,
             match=r"Row 4: score 'positive' in column 'score' is not a number",
         ):
-            expand(long, VOCABULARY, INPUTS, layout="long")
+            expand(
+                long,
+                VOCABULARY,
+                INPUTS,
+                layout="long",
+                task_layout="per_example",
+            )
         # A blank cell before it is missing, and does not hide it (the
         # property test found it hidden).
         long.loc[2, "score"] = " "
         with pytest.raises(ValueError, match=r"Row 4: score 'positive'"):
-            expand(long, VOCABULARY, INPUTS, layout="long")
+            expand(
+                long,
+                VOCABULARY,
+                INPUTS,
+                layout="long",
+                task_layout="per_example",
+            )
         long.loc[2, "score"] = 0.5
         long.loc[4, "score"] = "0.25"  # A number written as text is one.
         long.loc[5, "score"] = None  # Missing.
-        dataset = expand(long, VOCABULARY, INPUTS, layout="long")
+        dataset = expand(
+            long, VOCABULARY, INPUTS, layout="long", task_layout="per_example"
+        )
         targets = [float(y[0]) for _, y, _ in dataset.as_numpy_iterator()]
         self.assertIn(0.25, targets)
         self.assertEqual(len(targets), len(long) - 1)
@@ -546,6 +584,7 @@ class LongTableCheckTest(TestCase):
                     INPUTS,
                     layout="long",
                     label_column="label",
+                    task_layout="per_example",
                 )
 
     def test_a_missing_item_id_is_an_error(self):
@@ -554,7 +593,13 @@ class LongTableCheckTest(TestCase):
         with pytest.raises(
             ValueError, match=r"Row 2: the item id in column 'item' is missing"
         ):
-            expand(long, VOCABULARY, INPUTS, layout="long")
+            expand(
+                long,
+                VOCABULARY,
+                INPUTS,
+                layout="long",
+                task_layout="per_example",
+            )
 
     def test_one_item_with_two_inputs_is_an_error(self):
         long = self.long()
@@ -567,7 +612,13 @@ class LongTableCheckTest(TestCase):
             match=rf"Item '{item}': input 'text' is '.*' in row {rows[0]} and "
             rf"'another text' in row {rows[-1]}",
         ):
-            expand(long, VOCABULARY, INPUTS, layout="long")
+            expand(
+                long,
+                VOCABULARY,
+                INPUTS,
+                layout="long",
+                task_layout="per_example",
+            )
 
 
 def write_records(path, table, drop=(), as_int=()):
@@ -616,7 +667,7 @@ class StreamCheckTest(TableTestCase):
             VOCABULARY,
             INPUTS,
             "label",
-            layout="per_example",
+            task_layout="per_example",
         )
         self.assertEqual(collect(dataset), expected_examples(table))
 
@@ -629,7 +680,7 @@ class StreamCheckTest(TableTestCase):
             VOCABULARY,
             INPUTS,
             "label",
-            layout="per_example",
+            task_layout="per_example",
         )
         self.assertEqual(collect(dataset), expected_examples(table))
         # An integer ground truth: a record without it is unlabelled.
@@ -641,7 +692,7 @@ class StreamCheckTest(TableTestCase):
             VOCABULARY,
             INPUTS,
             "label",
-            layout="per_example",
+            task_layout="per_example",
         )
         self.assertEqual(collect(dataset), self.expected)
 
@@ -655,7 +706,7 @@ class StreamCheckTest(TableTestCase):
                 INPUTS,
                 "label",
                 batch_size=4,
-                layout="per_example",
+                task_layout="per_example",
             )
             with pytest.raises(
                 tf.errors.InvalidArgumentError,
@@ -675,7 +726,7 @@ class StreamCheckTest(TableTestCase):
                 VOCABULARY,
                 INPUTS,
                 "label",
-                layout="per_example",
+                task_layout="per_example",
             )
         with pytest.raises(
             tf.errors.InvalidArgumentError,
@@ -696,7 +747,7 @@ class StreamCheckTest(TableTestCase):
                 VOCABULARY,
                 INPUTS,
                 "label",
-                layout="per_example",
+                task_layout="per_example",
             )
 
     def test_a_key_of_two_lengths_is_an_error(self):
@@ -725,7 +776,7 @@ class StreamCheckTest(TableTestCase):
                 VOCABULARY,
                 "row",
                 teachers=["vader"],
-                layout="per_example",
+                task_layout="per_example",
             )
 
     def test_a_text_score_column_is_an_error_naming_it(self):
@@ -736,7 +787,9 @@ class StreamCheckTest(TableTestCase):
             match=r"Column 'vader' \(teacher 'vader'\) of the tf.data source "
             r"holds string values; scores and labels must be numbers",
         ):
-            expand(stream, VOCABULARY, INPUTS, "label", layout="per_example")
+            expand(
+                stream, VOCABULARY, INPUTS, "label", task_layout="per_example"
+            )
         write_records(self.path("text.tfrecord"), table)
         with pytest.raises(
             ValueError,
@@ -748,11 +801,13 @@ class StreamCheckTest(TableTestCase):
                 VOCABULARY,
                 INPUTS,
                 "label",
-                layout="per_example",
+                task_layout="per_example",
             )
         truth = dict(self.table, label=self.table["label"].astype(str))
         stream = tf.data.Dataset.from_tensor_slices(truth)
         with pytest.raises(
             ValueError, match=r"Column 'label' \(the ground truth\)"
         ):
-            expand(stream, VOCABULARY, INPUTS, "label", layout="per_example")
+            expand(
+                stream, VOCABULARY, INPUTS, "label", task_layout="per_example"
+            )

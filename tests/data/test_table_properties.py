@@ -79,7 +79,7 @@ def check(test, make_source, junk, expected, **kwargs):
                 VOCABULARY,
                 INPUTS,
                 **kwargs,
-                layout="per_example",
+                task_layout="per_example",
             )
         )
     except ValueError as error:

@@ -114,7 +114,7 @@ class TextPreprocessorTest(TestCase):
                 teachers=[],
                 batch_size=2,
                 preprocessor=preprocessor,
-                layout="per_example",
+                task_layout="per_example",
             )
         with pytest.raises(ValueError, match=refused):
             summarize(
@@ -171,7 +171,7 @@ class TextPreprocessorTest(TestCase):
             seed=0,
             batch_size=16,
             preprocessor=preprocessor,
-            layout="per_example",
+            task_layout="per_example",
         )
         backbone = tiny_backbone(
             vocabulary_size=t5.vocabulary_size(), **ONE_LAYER

@@ -83,8 +83,8 @@ class DistributedTrainingTest(TestCase):
         keras.backend.backend() != "jax",
         reason="keras.distribution trains on JAX",
     )
-    def test_jax_data_and_model_parallel_match_one_device_packed(self):
-        self.check_jax_data_and_model_parallel("packed")
+    def test_jax_data_and_model_parallel_match_one_device_sparse(self):
+        self.check_jax_data_and_model_parallel("sparse")
 
     def check_jax_data_and_model_parallel(self, layout):
         results = run_all(
@@ -122,7 +122,7 @@ class DistributedTrainingTest(TestCase):
                 sharding[f"{layer}/output_projector/kernel"], "('model', None)"
             )
         task_embedding = (
-            "task_tokens" if layout == "packed" else "teacher_embedding"
+            "teacher_embedding" if layout == "per_example" else "task_tokens"
         )
         self.assertEqual(
             sharding[f"{task_embedding}/embeddings"], "(None, None)"
@@ -139,8 +139,8 @@ class DistributedTrainingTest(TestCase):
         keras.backend.backend() != "tensorflow",
         reason="tf.distribute is TensorFlow's engine",
     )
-    def test_tf_mirrored_strategy_matches_one_device_packed(self):
-        self.check_tf_mirrored_strategy("packed")
+    def test_tf_mirrored_strategy_matches_one_device_sparse(self):
+        self.check_tf_mirrored_strategy("sparse")
 
     def check_tf_mirrored_strategy(self, layout):
         # SGD, not Adam: Keras's Adam on TensorFlow squares each slice of a

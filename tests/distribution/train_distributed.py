@@ -5,7 +5,8 @@ backend starts): `python train_distributed.py MODE OPTIMIZER OUTPUT.npz
 [LAYOUT]`, with MODE one of `single`, `data_parallel`, `model_parallel`
 (JAX, 4 virtual CPU devices) or `mirrored` (TensorFlow, 4 logical CPU
 devices), OPTIMIZER `adam` or `sgd` and LAYOUT `per_example` (default; one
-example per row and task) or `packed` (one example per row, every task's
+example per row and task), `sparse` (one example per row, its own tasks)
+or `packed` (one example per row, every task's
 target). Saves the loss history, the trained weights, an evaluation and
 predictions.
 """
@@ -37,14 +38,11 @@ BATCH_SIZE = 16
 
 
 def make_data():
-    packed = LAYOUT == "packed"
+    rows = {"packed": NUM_TRAIN + NUM_EVAL, "sparse": 160}.get(LAYOUT, 96)
     table = keras_t2t.datasets.make_synthetic_teachers(
-        num_rows=NUM_TRAIN + NUM_EVAL if packed else 96,
-        num_teachers=3,
-        vocabulary_size=50,
-        seed=3,
+        num_rows=rows, num_teachers=3, vocabulary_size=50, seed=3
     )
-    if packed:
+    if LAYOUT == "packed":
         # One example per row; targets (rows, N + 1, 1), NaN where a source
         # did not score.
         x = table["inputs"]
@@ -52,11 +50,13 @@ def make_data():
             [table["labels"][:, None], table["teacher_scores"]], axis=1
         )
     else:
+        # Sparse: a row per example with its task ids; per example: a
+        # (row, source) pair per example.
         x, y, _ = keras_t2t.data.expand_arrays(
             table["inputs"],
             table["labels"],
             table["teacher_scores"],
-            layout="per_example",
+            task_layout=LAYOUT,
         )
     order = np.random.default_rng(0).permutation(len(y))
     x = {name: value[order] for name, value in x.items()}

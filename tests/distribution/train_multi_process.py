@@ -105,7 +105,7 @@ def stream(source, batch_size, drop_remainder=True):
         batch_size=batch_size,
         drop_remainder=drop_remainder,
         repeat=True,  # Pass k reshuffled from (3, k): resumable.
-        layout="per_example",
+        task_layout="per_example",
     )
 
 

@@ -19,7 +19,7 @@ def expanded(num_rows=256, **kwargs):
         data["inputs"],
         data["labels"],
         data["teacher_scores"],
-        layout="per_example",
+        task_layout="per_example",
     )
     return data, x, y, weight
 
