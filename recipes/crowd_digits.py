@@ -317,7 +317,7 @@ def run_point(images, digits, setting, seed, args, record, save):
     record["failures"] = failures
     for name, value in aggregated.items():
         record.setdefault("test_time", {})[name] = pr_auc(truth, value[test])
-    seconds = record.setdefault("seconds", {})
+    record.setdefault("seconds", {})
     for method in todo:
         name = method[len("student_") :]
         if method.startswith("student_") and name not in aggregated:
@@ -328,6 +328,8 @@ def run_point(images, digits, setting, seed, args, record, save):
         scores, _, _ = train_student(
             method, task, split, args, seed, aggregated
         )
+        # Looked up again: a save merges in a new dict.
+        seconds = record["seconds"]
         seconds[method] = round(time.time() - start, 1)
         record["pr_auc"][method] = pr_auc(truth, scores)
         if method == TEACHER2TASK:
