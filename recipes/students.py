@@ -110,12 +110,19 @@ def train_student(method, task, split, args, seed, aggregated=None):
     vocabulary = keras_t2t.TeacherVocabulary(task.teacher_names)
     rows = {name: value[train] for name, value in task.inputs.items()}
     labels = np.where(labelled[:, None], task.labels[train], np.nan)
-    layout = method[len("teacher2task_") :]
+    # Students on other labels train the ground-truth task alone, one
+    # example per row: the per-example layout with teacher id 0.
+    layout = "per_example"
+    if method.startswith("teacher2task"):
+        layout = method[len("teacher2task_") :]
     packed = layout in ("sparse", "packed")
     if method.startswith("teacher2task"):
         table = dict(rows, label=labels)
+        # Indexed once: a copy per teacher would hold N copies of the
+        # scores (56 GB at N = 1,000).
+        train_scores = task.teacher_scores[train]
         for k, name in enumerate(task.teacher_names):
-            table[name] = task.teacher_scores[train][:, k]
+            table[name] = train_scores[:, k]
         dataset = keras_t2t.data.expand(
             table,
             vocabulary,

@@ -34,20 +34,20 @@ class ImageDigitsRecipeTest(TestCase):
     def test_tiny_end_to_end(self):
         output = self.get_temp_dir()
         # Every student type runs in the text recipe's test; here the two
-        # this recipe changes (packed multi-label Teacher2Task, multi-class
+        # this recipe changes (sparse multi-label Teacher2Task, multi-class
         # Dawid-Skene), so the test stays short.
         image_digits.main(
             [
                 "--quick",
                 "--students",
-                "teacher2task_packed,student_dawid_skene",
+                "teacher2task_sparse,student_dawid_skene",
                 "--output",
                 output,
             ]
         )
         with open(os.path.join(output, "results.json")) as f:
             results = json.load(f)
-        self.assertIn("teacher2task_packed", results)
+        self.assertIn("teacher2task_sparse", results)
         self.assertIn("student_dawid_skene", results)
         self.assertIn("dawid_skene (needs all teachers)", results)
         self.assertIn("pixel logistic regression on pseudo-labels", results)
@@ -107,12 +107,12 @@ class VideoClipsRecipeTest(TestCase):
                 "--shift",
                 "1",
                 "--students",
-                "teacher2task_packed",
+                "teacher2task_sparse",
                 "--output",
                 output,
             ]
         )
         with open(os.path.join(output, "results.json")) as f:
             results = json.load(f)
-        self.assertIn("teacher2task_packed", results)
+        self.assertIn("teacher2task_sparse", results)
         self.assertIn("teacher: first_half", results)
