@@ -10,8 +10,9 @@ forms, alternating them round by round in one process:
 - `sparse N=1000`: 1,000 teachers, 3 of them score each row; 4 slots;
 - `per_example N=1000`: one example per (row, source): 64 examples per step
   are 64 / 3.05 rows;
-- `packed N=1000`: every row carries all 1,001 task tokens (with
-  `--packed`; about 16x the positions of a row, so slow);
+- `packed N=100`: every row carries all 101 task tokens (with `--packed`;
+  at N = 1,000 a batch of 64 rows of 1,065 positions ran out of memory
+  on a 24 GiB machine: its attention bias alone is 1.2 GB per layer);
 - `single_task`: the same encoder with one task (a student trained on
   pseudo-labels), 64 rows per step.
 
@@ -46,7 +47,7 @@ FORMS = {
     "sparse N=3 (dense)": ("sparse", 3),
     "sparse N=1000": ("sparse", 1000),
     "per_example N=1000": ("per_example", 1000),
-    "packed N=1000": ("packed", 1000),
+    "packed N=100": ("packed", 100),
     "single_task": ("per_example", 1),
 }
 
@@ -186,10 +187,10 @@ def main(argv=None):
     print(
         f"per-example / sparse at N=1000 per row: {saving:.2f}x (target >= 2.5)"
     )
-    if "packed N=1000" in per_row:
-        ratio = per_row["packed N=1000"] / per_row["sparse N=1000"]
-        results["packed_over_sparse"] = ratio
-        print(f"packed / sparse at N=1000 per row: {ratio:.1f}x")
+    if "packed N=100" in per_row:
+        ratio = per_row["packed N=100"] / per_row["sparse N=1000"]
+        results["packed_n100_over_sparse_n1000"] = ratio
+        print(f"packed N=100 / sparse N=1000 per row: {ratio:.2f}x")
     if args.memory:
         rss = {form: peak_rss(form, args.steps) for form in forms}
         results["peak_rss_mb"] = rss

@@ -132,7 +132,10 @@ def main(optimizer, output):
         evaluation = classifier.evaluate(
             eval_x, eval_y, batch_size=16, steps=2, verbose=0
         )
-        predictions = classifier.predict(eval_x, batch_size=8, verbose=0)
+        # The ground truth (a sparse model given its task ids would
+        # return every slot).
+        rows = {k: v for k, v in eval_x.items() if k != "task_ids"}
+        predictions = classifier.predict(rows, batch_size=8, verbose=0)
         shards = device_padding.batch_shards(classifier)
     sharding = {}
     if MODE == "model_parallel":
