@@ -22,8 +22,12 @@ N=1000 at least 2.5x) and the memory of the task table. With `--memory`
 each form also trains in a fresh process that reports its peak RSS.
 
 Usage (from the repository root):
-    KERAS_BACKEND=tensorflow python -m benchmarks.many_teachers_benchmark
-    KERAS_BACKEND=jax python -m benchmarks.many_teachers_benchmark --memory
+    KERAS_BACKEND=tensorflow python -m benchmarks.many_teachers_benchmark \
+        --packed --output tf.json
+    KERAS_BACKEND=jax python -m benchmarks.many_teachers_benchmark \
+        --packed --output jax.json
+    python -m benchmarks.many_teachers_benchmark --plot cost.png \
+        --results tf.json,jax.json
 """
 
 import argparse
@@ -143,7 +147,11 @@ def main(argv=None):
     parser.add_argument("--packed", action="store_true")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--output", default=None, help="JSON results file.")
+    parser.add_argument("--plot", default=None, help="PNG of --results.")
+    parser.add_argument("--results", default="", help="JSON files, a,b.")
     args = parser.parse_args(argv)
+    if args.plot:
+        return plot(args.results.split(","), args.plot)
     forms = [f for f in FORMS if args.packed or not f.startswith("packed")]
     rng = np.random.default_rng(0)
     models = {form: build(form) for form in forms}
@@ -202,6 +210,41 @@ def main(argv=None):
         with open(args.output, "w") as f:
             json.dump(results, f, indent=2)
     return results
+
+
+def plot(paths, output):
+    """Cost per row of each form, one group of bars per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    forms = [f for f in FORMS if any(f in run for run in runs)]
+    width = 0.8 / len(forms)
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for k, form in enumerate(forms):
+        values = [run.get(form, {}).get("ms_per_row", np.nan) for run in runs]
+        axis.bar(
+            np.arange(len(runs)) + k * width,
+            values,
+            width,
+            label=form,
+            color=plt.cm.tab10(k),
+        )
+    axis.set_xticks(np.arange(len(runs)) + width * (len(forms) - 1) / 2)
+    axis.set_xticklabels([run["backend"] for run in runs])
+    axis.set_ylabel("training ms per table row (median of rounds)")
+    axis.set_title(
+        "Cost per row: T5 4x128, sequence 64; 3 teachers per row at N=1000"
+    )
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(output, dpi=120)
+    return output
 
 
 if __name__ == "__main__":
