@@ -123,14 +123,21 @@ def step_ms(model, data, steps):
 
 
 def peak_rss(form, steps):
-    """Peak RSS (MB) of a fresh process training `form` for `steps`."""
+    """Peak RSS (MB) of a fresh process training `form` for `steps`.
+
+    Read from the process's own `VmHWM`: `getrusage`'s `ru_maxrss` keeps
+    the parent's peak across `fork` and `exec` on Linux, so every child
+    would report at least this process's size.
+    """
     code = (
-        "import resource, numpy as np\n"
+        "import numpy as np\n"
         "import benchmarks.many_teachers_benchmark as b\n"
         f"model = b.build({form!r})\n"
         f"b.step_ms(model, b.batch({form!r}, np.random.default_rng(0)), "
         f"{steps})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "line = [l for l in open('/proc/self/status') if "
+        "l.startswith('VmHWM')][0]\n"
+        "print(int(line.split()[1]) / 1024)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True
@@ -146,6 +153,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--packed", action="store_true")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="Peak RSS, no timing."
+    )
     parser.add_argument("--output", default=None, help="JSON results file.")
     parser.add_argument("--plot", default=None, help="PNG of --results.")
     parser.add_argument("--results", default="", help="JSON files, a,b.")
@@ -153,6 +163,14 @@ def main(argv=None):
     if args.plot:
         return plot(args.results.split(","), args.plot)
     forms = [f for f in FORMS if args.packed or not f.startswith("packed")]
+    if args.memory_only:
+        rss = {form: peak_rss(form, args.steps) for form in forms}
+        for form, value in rss.items():
+            print(f"peak RSS {form}: {value:.0f} MB")
+        if args.output:
+            with open(args.output, "w") as f:
+                json.dump({"peak_rss_mb": rss}, f, indent=2)
+        return rss
     rng = np.random.default_rng(0)
     models = {form: build(form) for form in forms}
     data = {form: batch(form, rng) for form in forms}
