@@ -53,16 +53,17 @@ class BackupAndRestoreTest(TestCase):
 
     @pytest.mark.skipif(
         keras.config.backend() != "tensorflow",
-        reason="once, on TensorFlow: the packed run below resumes an "
+        reason="once, on TensorFlow: the sparse run below resumes an "
         "`expand` stream on every backend",
     )
     def test_killed_run_on_an_expand_stream_resumes_to_the_same_weights(self):
         # `expand(..., repeat=True)` reshuffles every pass from its seed.
         self.run_kill_and_resume("expand")
 
-    def test_killed_packed_run_resumes_to_the_same_weights(self):
-        # A packed model on a packed `expand(..., packed=True)` stream.
-        self.run_kill_and_resume("packed")
+    def test_killed_sparse_run_resumes_to_the_same_weights(self):
+        # A sparse model (the default) on a sparse `expand` stream: each
+        # batch padded to its row with the most sources.
+        self.run_kill_and_resume("sparse")
 
     def run_kill_and_resume(self, source):
         directory = self.get_temp_dir()

@@ -4,7 +4,8 @@
 tiny classifier for 3 epochs of 11 batches, backing up every 5 batches
 (`DROPOUT` sets the dropout rate, 0.1 by default; `SOURCE=expand` trains
 on a shuffled `keras_t2t.data.expand` dataset instead of arrays,
-`SOURCE=packed` a packed model on a packed `expand` stream). With
+`SOURCE=sparse` a sparse model, the default, on a sparse `expand`
+stream). With
 KILL_AT_STEP > 0 the process sends itself SIGKILL after that training step
 (no clean-up runs, as in a crash). Run again with the same BACKUP_DIR, it
 resumes. Saves the weights and the steps this process trained.
@@ -66,7 +67,7 @@ def training_data():
         source,
         vocabulary,
         inputs=["token_ids", "padding_mask"],
-        packed=SOURCE == "packed",
+        task_layout="sparse" if SOURCE == "sparse" else "per_example",
         shuffle_buffer=64,
         seed=3,
         batch_size=16,
@@ -82,7 +83,7 @@ def main():
         vocabulary_size=50,
         num_layers=1,
         dropout=float(os.environ.get("DROPOUT", "0.1")),
-        task_layout="packed" if SOURCE == "packed" else "per_example",
+        task_layout="sparse" if SOURCE == "sparse" else "per_example",
     )
     classifier = tiny_classifier(backbone)
     classifier.compile()
