@@ -145,30 +145,29 @@ def expand(
     )
     if packed is not None:
         task_layout = "packed" if packed else "per_example"
-    layout = task_layout
-    if layout not in LAYOUTS:
+    if task_layout not in LAYOUTS:
         raise ValueError(
             f"`task_layout` must be one of {list(LAYOUTS)}, the model's. "
-            f"Received: task_layout={layout!r}"
+            f"Received: task_layout={task_layout!r}"
         )
     if balance is not None and not 0.0 < balance < 1.0:
         raise ValueError(f"`balance` must be in (0, 1). Received: {balance}")
-    if layout != "per_example" and (
+    if task_layout != "per_example" and (
         ground_truth_weight != 1.0
         or isinstance(teacher_weight, dict)
         or teacher_weight != 1.0
     ):
         raise ValueError(
-            f"With task_layout={layout!r} every task of a row is one example: "
-            "weight the tasks in the loss (packed: `MaskedMultiTaskLoss("
-            "normalize='tasks', task_weights=[ground_truth, teacher_1, "
-            "...])`), not with ground_truth_weight="
+            f"With task_layout={task_layout!r} every task of a row is one "
+            "example: weight the tasks in the loss (packed: "
+            "`MaskedMultiTaskLoss(normalize='tasks', task_weights="
+            "[ground_truth, teacher_1, ...])`), not with ground_truth_weight="
             f"{ground_truth_weight} / teacher_weight={teacher_weight}."
         )
-    if layout == "sparse" and not batch_size:
+    if task_layout == "sparse" and not batch_size:
         raise ValueError(
-            "task_layout='sparse' pads each batch to its longest row (the rows "
-            "carry different numbers of tasks): pass `batch_size`."
+            "task_layout='sparse' pads each batch to its longest row (the "
+            "rows carry different numbers of tasks): pass `batch_size`."
         )
     rows = read_rows(source, spec, file_format=file_format)
     if isinstance(rows, MemoryRows):
@@ -186,7 +185,7 @@ def expand(
         "sparse": _sparse_block,
         "packed": _pack_block,
         "per_example": _expand_block,
-    }[layout]
+    }[task_layout]
 
     def one_pass(seed, reshuffle):
         raw_rows = rows.dataset
@@ -208,7 +207,7 @@ def expand(
             )
             .unbatch()
         )
-        if layout == "sparse":
+        if task_layout == "sparse":
             examples = examples.map(_dense_slots)
         if shuffle_buffer:
             seed_after = None if seed is None else seed + 1
@@ -227,7 +226,7 @@ def expand(
                 seed=seed,
                 stop_on_empty_dataset=True,
             )
-        if layout == "sparse":
+        if task_layout == "sparse":
             examples = examples.padded_batch(
                 batch_size,
                 padding_values=_sparse_padding(examples.element_spec),

@@ -181,11 +181,8 @@ def _export(classifier, path, probe_file):
     def ground_truth(model_inputs):
         combination = classifier.combination
         if combination is None:
-            return {
-                "confidences": read(model_inputs, every_row(model_inputs, [0]))[
-                    :, 0
-                ]
-            }
+            tasks = read(model_inputs, every_row(model_inputs, [0]))
+            return {"confidences": tasks[:, 0]}
         ids = combination.tasks(num_teachers).tolist()
         tasks = read(model_inputs, every_row(model_inputs, ids))
         return {"confidences": combination(tasks)}

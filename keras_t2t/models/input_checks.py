@@ -305,29 +305,14 @@ def _check_teacher_ids(teacher_id, num_teachers, backend):
         f"'teacher_id' must be in [0, {num_teachers}]: 0 is the ground truth "
         f"and 1..{num_teachers} the model's {num_teachers} teachers."
     )
-    if backend is np:
-        teacher_id = np.asarray(teacher_id)
-        if not np.issubdtype(teacher_id.dtype, np.integer):
-            raise ValueError(f"{message} Received dtype {teacher_id.dtype}.")
-        bad = (teacher_id < 0) | (teacher_id > num_teachers)
-        if bad.any():
-            index = int(np.flatnonzero(bad.reshape(-1))[0])
-            raise ValueError(
-                f"{message} Received teacher_id={teacher_id.reshape(-1)[index]}"
-                f" at example {index}."
-            )
-        return teacher_id.astype("int32")
-    if not teacher_id.dtype.is_integer:
-        raise ValueError(f"{message} Received dtype {teacher_id.dtype.name}.")
-    teacher_id = tf.cast(teacher_id, "int32")
-    checks = [
-        tf.debugging.assert_non_negative(teacher_id, message=message),
-        tf.debugging.assert_less_equal(
-            teacher_id, num_teachers, message=message
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(teacher_id)
+    return _check_ids(
+        teacher_id,
+        0,
+        num_teachers,
+        message,
+        lambda value, index: f"teacher_id={value} at example {index[0]}.",
+        backend,
+    )
 
 
 def _check_task_ids(task_ids, num_teachers, backend):
@@ -338,27 +323,41 @@ def _check_task_ids(task_ids, num_teachers, backend):
     )
     if len(task_ids.shape) != 2:
         raise ValueError(f"{message} Received shape {tuple(task_ids.shape)}.")
+    return _check_ids(
+        task_ids,
+        -1,
+        num_teachers,
+        message,
+        lambda value, index: (
+            f"task id {value} at example {index[0]}, slot {index[1]}."
+        ),
+        backend,
+    )
+
+
+def _check_ids(ids, low, high, message, received, backend):
+    """Integer ids within `[low, high]`, as int32; `received(value, index)`
+    says which one is not, in arrays."""
     if backend is np:
-        task_ids = np.asarray(task_ids)
-        if not np.issubdtype(task_ids.dtype, np.integer):
-            raise ValueError(f"{message} Received dtype {task_ids.dtype}.")
-        bad = (task_ids < -1) | (task_ids > num_teachers)
+        ids = np.asarray(ids)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"{message} Received dtype {ids.dtype}.")
+        bad = (ids < low) | (ids > high)
         if bad.any():
-            row, slot = np.argwhere(bad)[0]
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
-                f"{message} Received task id {task_ids[row, slot]} at "
-                f"example {row}, slot {slot}."
+                f"{message} Received {received(ids[index], index)}"
             )
-        return task_ids.astype("int32")
-    if not task_ids.dtype.is_integer:
-        raise ValueError(f"{message} Received dtype {task_ids.dtype.name}.")
-    task_ids = tf.cast(task_ids, "int32")
+        return ids.astype("int32")
+    if not ids.dtype.is_integer:
+        raise ValueError(f"{message} Received dtype {ids.dtype.name}.")
+    ids = tf.cast(ids, "int32")
     checks = [
-        tf.debugging.assert_greater_equal(task_ids, -1, message=message),
-        tf.debugging.assert_less_equal(task_ids, num_teachers, message=message),
+        tf.debugging.assert_greater_equal(ids, low, message=message),
+        tf.debugging.assert_less_equal(ids, high, message=message),
     ]
     with tf.control_dependencies(checks):
-        return tf.identity(task_ids)
+        return tf.identity(ids)
 
 
 def _check_token_ids(token_ids, vocabulary_size, backend):

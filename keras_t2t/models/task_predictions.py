@@ -31,7 +31,7 @@ def predict(model, keras_predict, x, batch_size=None, all_tasks=False, **kw):
         return ops.convert_to_numpy(model.combination(outputs))
     backbone = model.backbone
     if backbone.sparse and task_ids is not None:
-        _check_arrays(x)
+        x = _arrays(x)
         rows = array_inputs.num_rows(x)
         return np.concatenate(
             [
@@ -56,7 +56,7 @@ def predict(model, keras_predict, x, batch_size=None, all_tasks=False, **kw):
         return outputs[:, 0] if task_ids is None else outputs[:, task_ids]
     if task_ids is None:
         return _predict(model, keras_predict, x, batch_size, **kw)
-    _check_arrays(x)
+    x = _arrays(x)
     rows = array_inputs.num_rows(x)
     return np.stack(
         [
@@ -107,10 +107,12 @@ def _names_tasks(x):
     return isinstance(x, dict) and "task_ids" in x
 
 
-def _check_arrays(x):
+def _arrays(x):
+    """`x` as a new dict of numpy arrays, checked for `all_tasks`."""
     if isinstance(x, dict):
-        x.update({name: np.asarray(value) for name, value in x.items()})
+        x = {name: np.asarray(value) for name, value in x.items()}
     input_checks.check_every_task_inputs(x)
+    return x
 
 
 def _predict(model, keras_predict, x, batch_size, **kwargs):
