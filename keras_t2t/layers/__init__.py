@@ -1,14 +1,10 @@
 from keras_t2t.layers.input_masking import InputMasking
-from keras_t2t.layers.task_tokens import SlotPositionBias
-from keras_t2t.layers.task_tokens import TaskSlots
 from keras_t2t.layers.task_tokens import TaskTokens
 from keras_t2t.layers.teacher_embedding import TeacherEmbedding
 from keras_t2t.layers.teacher_embedding import TeacherShrinkage
 
 __all__ = [
     "InputMasking",
-    "SlotPositionBias",
-    "TaskSlots",
     "TaskTokens",
     "TeacherEmbedding",
     "TeacherShrinkage",

@@ -26,8 +26,8 @@ class TaskTokens(TeacherEmbedding):
     than the batch's longest, and attends only to itself. With
     `task_ids = [0, 1, ..., N]` on every row both placements give the same
     sequence and mask. (`Teacher2TaskBackbone`'s sparse layout also gives
-    every slot the same relative positions to the input, with
-    `SlotPositionBias`, so that a task reads a row alike in any slot.)
+    every slot the same relative positions to the input, so that a task
+    reads a row alike in any slot.)
 
     Args:
         num_teachers: int. The number of teachers N; the layer holds N + 1
@@ -133,9 +133,11 @@ class TaskTokens(TeacherEmbedding):
         )
 
 
-@keras.saving.register_keras_serializable(package="keras_t2t")
-class TaskSlots(keras.layers.Layer):
+class _TaskSlots(keras.layers.Layer):
     """The encoder outputs at the task positions of a sparse layout.
+
+    Private to `Teacher2TaskBackbone`, which builds it in its constructor
+    (a saved backbone is rebuilt from its config, not from this layer's).
 
     The first `slots` positions of `sequence` (`slots` is `task_ids`'s
     second dimension). A layer because the number of slots is known only
@@ -156,8 +158,7 @@ class TaskSlots(keras.layers.Layer):
         return (sequence_shape[0], task_ids_shape[1], sequence_shape[2])
 
 
-@keras.saving.register_keras_serializable(package="keras_t2t")
-class SlotPositionBias(keras.layers.Layer):
+class _SlotPositionBias(keras.layers.Layer):
     """T5's relative position bias with every task slot at one position.
 
     T5 knows positions only through a learned bias per head on the
@@ -173,6 +174,8 @@ class SlotPositionBias(keras.layers.Layer):
     It reads the bias table of the encoder's first attention layer (which
     keeps owning, saving and training it) through `bias_owner`, which is
     not tracked as a sublayer: the weight is saved once, with its owner.
+    So it cannot be serialized on its own: it is private to
+    `Teacher2TaskBackbone`, which builds it in its constructor.
 
     Args:
         bias_owner: the `T5MultiHeadAttention` that owns the table.

@@ -6,9 +6,9 @@ from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
 from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 from keras_hub.src.utils.preset_utils import get_preset_loader
 
-from keras_t2t.layers.task_tokens import SlotPositionBias
-from keras_t2t.layers.task_tokens import TaskSlots
 from keras_t2t.layers.task_tokens import TaskTokens
+from keras_t2t.layers.task_tokens import _SlotPositionBias
+from keras_t2t.layers.task_tokens import _TaskSlots
 from keras_t2t.layers.teacher_embedding import TeacherEmbedding
 
 # The encoder layers of `keras_hub.models.T5Backbone`, by name. Weights are
@@ -57,7 +57,7 @@ class Teacher2TaskBackbone(Backbone):
       the row, each batch padded to its longest row). A `TaskTokens`
       layer gathers their vectors and places them in front of the input;
       the attention mask keeps the input's encoding free of them, and
-      `SlotPositionBias` shows every slot the input at the distances the
+      a position bias shows every slot the input at the distances the
       per-example layout's one token sees, so the output at slot s is
       exactly what task `task_ids[:, s]` alone would read, in any slot
       and beside any other tasks. The cost of a row grows with the
@@ -265,8 +265,8 @@ class Teacher2TaskBackbone(Backbone):
         ]
         self.slot_position_bias = None
         if task_layout == "sparse":
-            self.task_slots = TaskSlots(dtype=dtype, name="task_slots")
-            self.slot_position_bias = SlotPositionBias(
+            self.task_slots = _TaskSlots(dtype=dtype, name="task_slots")
+            self.slot_position_bias = _SlotPositionBias(
                 self.encoder_transformer_layers[0].self_attention,
                 dtype=dtype,
                 name="slot_position_bias",
@@ -363,7 +363,7 @@ class Teacher2TaskBackbone(Backbone):
                 `(batch, seq, seq)`, 1 where a query may attend to a key.
             position_bias: float tensor `(batch, heads, seq, seq)` or
                 `None`. The first layer's relative position bias with the
-                mask folded in (`SlotPositionBias`); `None` for T5's own.
+                mask folded in (the sparse layout's); `None` for T5's own.
         """
         x = self.encoder_embedding_dropout(x)
         for transformer_layer in self.encoder_transformer_layers:
