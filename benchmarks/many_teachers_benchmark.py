@@ -32,14 +32,13 @@ Usage (from the repository root):
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 
 import keras_t2t
+from benchmarks import measure
+from benchmarks.measure import step_ms
 
 SEQUENCE, VOCABULARY, BATCH = 64, 8000, 64
 SIZE = dict(
@@ -113,38 +112,15 @@ def rows_per_step(form):
     return BATCH
 
 
-def step_ms(model, data, steps):
-    x, y = data
-    model.train_on_batch(x, y)  # Compiled on the first call.
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    return 1000 * (time.perf_counter() - start) / steps
-
-
 def peak_rss(form, steps):
-    """Peak RSS (MB) of a fresh process training `form` for `steps`.
-
-    Read from the process's own `VmHWM`: `getrusage`'s `ru_maxrss` keeps
-    the parent's peak across `fork` and `exec` on Linux, so every child
-    would report at least this process's size.
-    """
-    code = (
+    """Peak RSS (MB) of a fresh process training `form` for `steps`."""
+    return measure.child_peak_rss_mb(
         "import numpy as np\n"
         "import benchmarks.many_teachers_benchmark as b\n"
         f"model = b.build({form!r})\n"
         f"b.step_ms(model, b.batch({form!r}, np.random.default_rng(0)), "
-        f"{steps})\n"
-        "line = [l for l in open('/proc/self/status') if "
-        "l.startswith('VmHWM')][0]\n"
-        "print(int(line.split()[1]) / 1024)\n"
+        f"{steps})"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    return float(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):

@@ -24,13 +24,12 @@ from the repository root (the model comes from the tests' factory).
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 
+from benchmarks import measure
+from benchmarks.measure import step_ms
 from tests.test_case import tiny_backbone
 from tests.test_case import tiny_classifier
 
@@ -75,15 +74,6 @@ def batch(form, num_teachers, rng):
     return x, rng.random((BATCH, 1)).astype("float32")
 
 
-def step_ms(model, data, steps):
-    x, y = data
-    model.train_on_batch(x, y)  # Compiled on the first call.
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    return 1000 * (time.perf_counter() - start) / steps
-
-
 def rows_per_step(form, num_teachers):
     if form == "per_example":
         return BATCH / sources_per_row(num_teachers)
@@ -112,20 +102,13 @@ def time_forms(num_teachers, rounds, steps):
 
 def peak_rss(form, num_teachers, steps):
     """Peak RSS (MB) of a fresh process training `form` for `steps`."""
-    code = (
-        "import sys, resource, numpy as np\n"
+    return measure.child_peak_rss_mb(
+        "import numpy as np\n"
         "import benchmarks.packed_benchmark as b\n"
         f"model = b.build({form!r}, {num_teachers})\n"
         f"data = b.batch({form!r}, {num_teachers}, np.random.default_rng(0))\n"
-        f"b.step_ms(model, data, {steps})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        f"b.step_ms(model, data, {steps})"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    return float(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):

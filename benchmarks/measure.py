@@ -1,0 +1,37 @@
+"""Timing and memory helpers shared by the training benchmarks."""
+
+import subprocess
+import sys
+import time
+
+# Printed by a child after its work: its own peak resident memory. (The
+# `ru_maxrss` of `getrusage` keeps the parent's peak across fork and exec
+# on Linux, so a child started from a large parent would report at least
+# the parent's size.)
+_PRINT_PEAK = (
+    "line = [l for l in open('/proc/self/status') "
+    "if l.startswith('VmHWM')][0]\n"
+    "print(int(line.split()[1]) / 1024)\n"
+)
+
+
+def step_ms(model, data, steps):
+    """Milliseconds per `train_on_batch` step, after a compiling step."""
+    x, y = data
+    model.train_on_batch(x, y)  # Compiled on the first call.
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return 1000 * (time.perf_counter() - start) / steps
+
+
+def child_peak_rss_mb(code):
+    """Peak RSS (MB) of a fresh Python process running `code`."""
+    result = subprocess.run(
+        [sys.executable, "-c", code + "\n" + _PRINT_PEAK],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return float(result.stdout.strip().splitlines()[-1])
