@@ -1,5 +1,5 @@
 """Sessions: `tests` (all backends), `tests_large` (the multi-process
-tests), `lint`, `build` (the wheel, installed
+tests), `lint`, `docs` (the site, strict), `build` (the wheel, installed
 on its own), `demo` (the main job), `recipe`."""
 
 import glob
@@ -187,6 +187,29 @@ def lint(session):
     session.install("ruff==0.17.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def docs(session):
+    """Builds the docs site into `site/` in strict mode: a broken link, a
+    missing page or an API reference that does not resolve fails it.
+
+    Installs only the `docs` extra's tools, not the package: the API
+    reference is read from the source by static analysis. `nox -s docs --
+    serve` serves it on localhost instead (arguments replace `build`).
+    """
+    session.install(*_extra("docs"))
+    args = session.posargs or ["build", "--strict", "--site-dir", "site"]
+    session.run("mkdocs", *args)
+
+
+def _extra(name):
+    """The requirements of one of pyproject.toml's optional extras."""
+    import tomllib
+
+    with open("pyproject.toml", "rb") as file:
+        project = tomllib.load(file)["project"]
+    return project["optional-dependencies"][name]
 
 
 @nox.session
