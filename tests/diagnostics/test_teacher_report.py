@@ -683,13 +683,15 @@ class TextStudentReportTest(TestCase):
             )
 
 
-class ReadmeDiagnosticsTest(TestCase):
-    def test_the_readme_block_and_its_excerpt(self):
-        from tests.test_readme import README
-        from tests.test_readme import run_readme_block
+class DiagnosticsGuideTest(TestCase):
+    def test_the_guide_block_and_its_excerpt(self):
+        from tests.test_readme import ROOT
+        from tests.test_readme import run_page_block
 
+        page = os.path.join(ROOT, "docs", "guides", "diagnostics.md")
+        heading = "## A report, before and after training"
         directory = self.get_temp_dir()
-        namespace = run_readme_block("## Diagnostics", directory)
+        namespace = run_page_block(page, heading, directory)
         report = namespace["report"]
         classifier = namespace["classifier"]
         self.assertEqual(report.num_rows, 500)
@@ -706,7 +708,7 @@ class ReadmeDiagnosticsTest(TestCase):
         )
         # The excerpt's teacher columns (up to ECE) are the table's, on any
         # backend; the student's columns vary with the backend's numerics.
-        section = open(README).read().split("## Diagnostics", 1)[1]
+        section = open(page).read().split(heading, 1)[1]
         markdown = report.to_markdown()
         for name in report.teachers:
             excerpt = next(
