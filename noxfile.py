@@ -200,7 +200,8 @@ def docs(session):
     """
     session.install(*_extra("docs"))
     args = session.posargs or ["build", "--strict", "--site-dir", "site"]
-    session.run("mkdocs", *args)
+    # (Without material's notice about MkDocs 2 on every build.)
+    session.run("mkdocs", *args, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 def _extra(name):
