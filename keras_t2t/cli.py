@@ -37,7 +37,11 @@ import warnings
 
 import numpy as np
 
-_FORMATS = (".csv", ".parquet", ".jsonl")
+# keras, tensorflow, keras_hub, pandas and keras_t2t's own modules are
+# imported by the commands, once the arguments are read: `--help` and a
+# bad argument answer at once.
+
+_QUIET_LOG_LEVEL = "2"  # TensorFlow's C++ log: errors only.
 
 
 class UsageError(ValueError):
@@ -45,11 +49,13 @@ class UsageError(ValueError):
 
 
 def main(argv=None):
+    """Runs `keras-t2t ARGV`; returns the exit code (2 on bad input)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _quiet_start()
     # keras-hub's T5 layers pass `mask=` to attention layers that take no
     # Keras mask; the warning is theirs and says nothing about the run.
     warnings.filterwarnings("ignore", message=".*T5MultiHeadAttention.*")
-    parser = _parser()
-    args = parser.parse_args(argv)
     try:
         args.command(args)
     except (ValueError, OSError) as error:
@@ -59,16 +65,68 @@ def main(argv=None):
     return 0
 
 
+def _quiet_start():
+    """Imports TensorFlow and Keras without their start-up log.
+
+    Unless the user set `TF_CPP_MIN_LOG_LEVEL` (then their setting rules
+    and nothing is hidden), TensorFlow's C++ log is set to errors only,
+    absl's Python log to errors, and stderr is closed while TensorFlow's
+    libraries load: they log a few lines as they load, before absl logging
+    is set up, whatever `TF_CPP_MIN_LOG_LEVEL` says.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = _QUIET_LOG_LEVEL
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless it has none."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if action.required or default is None or default is False:
+            return action.help
+        if default == "":
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _parser():
+    from keras_t2t.version import __version__
+
     parser = argparse.ArgumentParser(
         prog="keras-t2t",
         description="Teacher2Task: train a student on many teachers' "
         "scores and a few labels, predict, and report on the teachers.",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"keras-t2t {__version__}"
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     fit = commands.add_parser(
-        "fit", help="Train a student on a table; write a run folder."
+        "fit",
+        help="Train a student on a table; write a run folder.",
+        description="Train a Teacher2Task student on a table of inputs, "
+        "teachers' scores and a few ground-truth labels; keep the "
+        "checkpoint that scores best on held-out labelled rows and write "
+        "the run folder (model.keras, serving/1, run.json, report.md).",
+        formatter_class=_HelpFormatter,
     )
     fit.set_defaults(command=_fit, name="fit")
     fit.add_argument("table", help="A CSV, Parquet or JSON Lines file.")
@@ -90,7 +148,11 @@ def _parser():
         help="Comma-separated teacher columns (confidences in [0, 1], a "
         "list per row for several labels).",
     )
-    fit.add_argument("--output", required=True, help="The run folder.")
+    fit.add_argument(
+        "--output",
+        required=True,
+        help="The run folder to write; it must not exist or be empty.",
+    )
     fit.add_argument(
         "--ignore-columns",
         default="",
@@ -99,28 +161,82 @@ def _parser():
     fit.add_argument(
         "--preset",
         default=None,
-        help="A local KerasHub T5 preset folder to start from (text).",
+        help="A local KerasHub T5 preset folder to start from (text "
+        "inputs); without it a small encoder is trained from scratch.",
     )
-    fit.add_argument("--steps", type=int, default=900)
-    fit.add_argument("--eval-every", type=int, default=100)
-    fit.add_argument("--batch-size", type=int, default=64)
-    fit.add_argument("--learning-rate", type=float, default=1e-3)
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--steps", type=int, default=900, help="Training steps in all."
+    )
+    fit.add_argument(
+        "--eval-every",
+        type=int,
+        default=100,
+        help="Steps between two scorings on the validation rows (the best "
+        "one is kept).",
+    )
+    fit.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="Examples (row, teacher) per training step.",
+    )
+    fit.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="Adam's initial learning rate, decayed to 0 over --steps "
+        "(cosine).",
+    )
+    fit.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seeds the validation hold-out, shuffling and initial weights.",
+    )
     fit.add_argument(
         "--validation-share",
         type=float,
         default=0.4,
         help="Share of the labelled rows held out for validation.",
     )
-    fit.add_argument("--sequence-length", type=int, default=64)
-    fit.add_argument("--vocabulary-size", type=int, default=8000)
-    fit.add_argument("--num-layers", type=int, default=2)
-    fit.add_argument("--num-heads", type=int, default=4)
-    fit.add_argument("--hidden-dim", type=int, default=128)
-    fit.add_argument("--intermediate-dim", type=int, default=512)
+    fit.add_argument(
+        "--sequence-length",
+        type=int,
+        default=64,
+        help="Tokens per text (longer texts are cut).",
+    )
+    fit.add_argument(
+        "--vocabulary-size",
+        type=int,
+        default=8000,
+        help="Size of the SentencePiece vocabulary trained on the texts.",
+    )
+    fit.add_argument(
+        "--num-layers", type=int, default=2, help="Encoder layers."
+    )
+    fit.add_argument(
+        "--num-heads",
+        type=int,
+        default=4,
+        help="Attention heads per encoder layer.",
+    )
+    fit.add_argument(
+        "--hidden-dim", type=int, default=128, help="Encoder width."
+    )
+    fit.add_argument(
+        "--intermediate-dim",
+        type=int,
+        default=512,
+        help="Width of the encoder's feed-forward layers.",
+    )
 
     predict = commands.add_parser(
-        "predict", help="Score a table with a trained run."
+        "predict",
+        help="Score a table with a trained run.",
+        description="Score a table's rows with a run written by `fit`; "
+        "write a CSV with the ground-truth confidence and every task's "
+        "score per row.",
+        formatter_class=_HelpFormatter,
     )
     predict.set_defaults(command=_predict, name="predict")
     predict.add_argument("model", help="A run folder written by `fit`.")
@@ -130,7 +246,12 @@ def _parser():
     )
 
     report = commands.add_parser(
-        "report", help="Report on the teachers (and the student) of a table."
+        "report",
+        help="Report on the teachers (and the student) of a table.",
+        description="Print the markdown report on a table's teachers and "
+        "the run's student: coverage, overlap, conflict, PR-AUC and "
+        "calibration on the labelled rows.",
+        formatter_class=_HelpFormatter,
     )
     report.set_defaults(command=_report, name="report")
     report.add_argument("model", help="A run folder written by `fit`.")
@@ -332,30 +453,9 @@ def _report(args):
 
 
 def _read_table(path):
-    import pandas as pd
+    from keras_t2t import data
 
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such file.")
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in _FORMATS:
-        raise UsageError(
-            f"{path}: unknown table format {extension!r}; use .csv, "
-            ".parquet or .jsonl."
-        )
-    try:
-        if extension == ".csv":
-            frame = pd.read_csv(path)
-        elif extension == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=True)
-    except Exception as error:  # pandas and pyarrow raise many kinds.
-        raise UsageError(
-            f"{path}: cannot be read as {extension}: {error}"
-        ) from None
-    if len(frame) == 0:
-        raise UsageError(f"{path}: the table has no rows.")
-    return frame
+    return data.read_table(path)
 
 
 def _names(value, flag, required=True):
@@ -421,12 +521,15 @@ def _hold_out(truth, args):
 def _model_inputs(frame, inputs, mode, run=None):
     """The model's inputs for `frame`'s rows; with `run`, checked to have
     the shape the run was fitted on."""
+    from keras_t2t import data
+
     if mode == "text":
         texts = frame[inputs[0]].astype(str).to_numpy().astype(str)
         return {"text": texts}
     if mode == "sequence":
         shape = tuple(run["input_shape"]) if run else None
-        return {"features": _vector_sequences(frame[inputs[0]], shape)}
+        cells = frame[inputs[0]].to_numpy()
+        return {"features": data.read_sequences(cells, inputs[0], shape)}
     for name in inputs:
         try:
             frame[name].to_numpy("float32")
@@ -448,88 +551,18 @@ def _is_list(value):
     return isinstance(value, (list, tuple, np.ndarray))
 
 
-def _vector_sequences(column, shape=None):
-    """A column whose cells are sequences of vectors as float32 `(rows,
-    seq, feature_dim)`; a cell holding a flat list is a sequence of scalars
-    `(seq, 1)`. A malformed cell (missing, text, ragged vectors, another
-    shape than row 0's or than `shape`) is an error naming its row."""
-    name = column.name
-    arrays = []
-    for index, cell in enumerate(column.to_numpy()):
-        where = f"Row {index}: column {name!r}"
-        if not _is_list(cell) or len(cell) == 0:
-            raise UsageError(
-                f"{where} holds {_short(cell)}, not a list of vectors; "
-                "every row of a sequence input needs one (pad short ones)."
-            )
-        nested = [_is_list(item) for item in cell]
-        if any(nested) and not all(nested):
-            raise UsageError(
-                f"{where} mixes numbers and vectors; a cell is a list of "
-                "vectors of one size (or a list of numbers)."
-            )
-        if all(nested):
-            sizes = [len(item) for item in cell]
-            if len(set(sizes)) > 1:
-                bad = next(i for i, n in enumerate(sizes) if n != sizes[0])
-                raise UsageError(
-                    f"{where} holds ragged vectors: vector 0 has {sizes[0]} "
-                    f"values, vector {bad} has {sizes[bad]}. Every vector "
-                    "needs the same size."
-                )
-        try:
-            array = np.asarray(
-                [np.asarray(item, "float32") for item in cell], "float32"
-            )
-        except (TypeError, ValueError):
-            raise UsageError(
-                f"{where} holds a value that is not a number; vectors hold "
-                "numbers."
-            ) from None
-        if array.ndim == 1:
-            array = array[:, None]
-        if array.ndim != 2:
-            raise UsageError(
-                f"{where} holds vectors of shape {array.shape[1:]}; a cell "
-                "is a list of flat vectors (seq, feature_dim)."
-            )
-        if not np.isfinite(array).all():
-            raise UsageError(
-                f"{where} holds NaN or an infinity; input vectors must be "
-                "finite."
-            )
-        expected, origin = shape, "the run was fitted on"
-        if shape is None and arrays:
-            expected, origin = arrays[0].shape, "row 0 holds"
-        if expected and array.shape != tuple(expected):
-            raise UsageError(
-                f"{where} holds {array.shape[0]} vector(s) of "
-                f"{array.shape[1]} value(s); {origin} {expected[0]} of "
-                f"{expected[1]}. Every row needs the same shape (pad "
-                "shorter sequences)."
-            )
-        arrays.append(array)
-    return np.stack(arrays)
-
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _targets(frame, inputs, vocabulary, ground_truth):
     """The `(rows, 1 + N, num_labels)` targets of `frame`, read and checked
     by the library's table reader, as `expand` reads them: a bad cell is
     an error naming its row and column."""
-    from keras_t2t.data import sources
+    from keras_t2t import data
 
     table = dict(inputs)
     for name in (ground_truth, *vocabulary.teachers):
         table[name] = frame[name].to_numpy()
-    spec = sources.TableSpec(
-        vocabulary, inputs=list(inputs), ground_truth=ground_truth
+    return data.read_targets(
+        table, vocabulary, inputs=list(inputs), ground_truth=ground_truth
     )
-    return sources.read_rows(table, spec).targets
 
 
 def _source_table(inputs, targets, teachers, ground_truth):

@@ -264,6 +264,81 @@ def read_rows(source, spec, file_format=None):
     return _wide_rows(columns, spec)
 
 
+def read_table(path, file_format=None):
+    """Reads a CSV, JSON Lines or Parquet table into a pandas DataFrame.
+
+    The reader `keras_t2t.data.expand` uses for a whole file, with its
+    checks: a missing file, an unknown suffix, a file pandas cannot read,
+    a CSV header naming a column twice and a table without rows are each
+    a `ValueError` naming the file.
+
+    Args:
+        path: str or `os.PathLike`. The file; a glob pattern or a list of
+            paths (one format) reads several files as one table, their
+            rows in order.
+        file_format: `"csv"`, `"jsonl"`, `"parquet"` or `None` to tell the
+            format from the suffix (`.csv`, `.jsonl` or `.json`,
+            `.parquet`). Defaults to `None`.
+
+    Returns:
+        A `pandas.DataFrame`, a row per table row.
+    """
+    paths = _file_paths(path)
+    if paths is None:
+        raise ValueError(
+            "`path` must be a path, a glob pattern or a list of paths. "
+            f"Received: {type(path).__name__}"
+        )
+    formats = {file_format or _infer_format(name) for name in paths}
+    if len(formats) > 1:
+        raise ValueError(
+            "The files of one table must share a format; received "
+            f"{sorted(formats)} in {paths}."
+        )
+    file_format = formats.pop()
+    if file_format == "tfrecord":
+        raise ValueError(
+            f"{paths[0]}: `read_table` reads CSV, JSON Lines and Parquet "
+            "files; a TFRecord table streams: pass it to "
+            "`keras_t2t.data.expand`."
+        )
+    frame = _read_files(paths, file_format)
+    if len(frame) == 0:
+        where = paths[0] if len(paths) == 1 else paths
+        raise ValueError(f"{where}: the table has no rows.")
+    return frame
+
+
+def read_targets(source, vocabulary, **table_options):
+    """Reads the targets of an in-memory table as `expand` reads them.
+
+    Args:
+        source: dict of arrays, pandas DataFrame or the path of a CSV,
+            JSON Lines or Parquet file read whole (see `read_table`).
+        vocabulary: `keras_t2t.TeacherVocabulary`.
+        **table_options: `inputs`, `ground_truth`, `teachers`, `layout`,
+            ...; documented in `keras_t2t.data.sources.TableSpec`.
+
+    Returns:
+        float32 array `(rows, 1 + N, num_labels)`: source 0 the ground
+        truth, source k the k-th teacher of `vocabulary`, NaN where a
+        value is missing. A bad cell or score is a `ValueError` naming its
+        row and column.
+    """
+    if not isinstance(source, (dict, tf.data.Dataset)) and (
+        _file_paths(source) is not None
+    ):
+        source = read_table(source)
+    if isinstance(source, tf.data.Dataset):
+        raise ValueError(
+            "`read_targets` reads an in-memory table (a dict of arrays, a "
+            "DataFrame or a CSV, JSON Lines or Parquet file). Received: a "
+            "tf.data.Dataset"
+        )
+    spec = TableSpec(vocabulary, **table_options)
+    return read_rows(source, spec).targets
+
+
 def _file_paths(source):
     """The files `source` names (a path, a glob or a list), else `None`."""
     if isinstance(source, (list, tuple)) and source:
@@ -277,13 +352,13 @@ def _file_paths(source):
             if not paths:
                 pattern = os.fspath(source)
                 if not any(char in pattern for char in "*?["):
-                    raise ValueError(f"No file {pattern!r}.")
+                    raise ValueError(f"No file {pattern}: no such file.")
                 raise ValueError(f"No file matches {pattern!r}.")
     else:
         return None
     for path in paths:
         if not tf.io.gfile.exists(path):
-            raise ValueError(f"No file {path!r}.")
+            raise ValueError(f"No file {path}: no such file.")
     return paths
 
 
@@ -291,7 +366,8 @@ def _infer_format(path):
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in _FILE_FORMATS:
         raise ValueError(
-            f"Cannot tell the format of {path!r} from its suffix; pass "
+            f"{path}: unknown table format {suffix!r}; give the file a known "
+            f"suffix ({', '.join(sorted(_FILE_FORMATS))}) or pass "
             f"`file_format`, one of {sorted(set(_FILE_FORMATS.values()))}."
         )
     return _FILE_FORMATS[suffix]
@@ -301,23 +377,35 @@ def _read_files(paths, file_format):
     """Reads whole files into one DataFrame, their rows in order."""
     import pandas as pd
 
-    frames = []
-    for path in paths:
-        if file_format == "csv":
-            _check_csv_header(path)
-            frames.append(pd.read_csv(path))
-        elif file_format == "jsonl":
-            frames.append(pd.read_json(path, lines=True))
-        elif file_format == "parquet":
-            frames.append(pd.read_parquet(path))
-        else:
-            raise ValueError(
-                f"Unknown `file_format` {file_format!r}; use one of "
-                f"{sorted(set(_FILE_FORMATS.values()))}."
-            )
+    frames = [_read_frame(path, file_format) for path in paths]
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)
+
+
+def _read_frame(path, file_format):
+    """One CSV, JSON Lines or Parquet file as a DataFrame; a file pandas
+    cannot read is a `ValueError` naming it and the format."""
+    import pandas as pd
+
+    readers = {
+        "csv": pd.read_csv,
+        "jsonl": lambda path: pd.read_json(path, lines=True),
+        "parquet": pd.read_parquet,
+    }
+    if file_format not in readers:
+        raise ValueError(
+            f"Unknown `file_format` {file_format!r}; use one of "
+            f"{sorted(set(_FILE_FORMATS.values()))}."
+        )
+    if file_format == "csv":
+        _check_csv_header(path)
+    try:
+        return readers[file_format](path)
+    except Exception as error:  # pandas and pyarrow raise many kinds.
+        raise ValueError(
+            f"{path}: cannot be read as .{file_format}: {error}"
+        ) from error
 
 
 def _check_csv_header(path):
@@ -642,7 +730,20 @@ def _stack_input(values, name, first_row=0):
                     "holds text, so every row needs a string."
                 )
         return values.astype(str)
-    arrays = [_dense(value) for value in values]
+    # A column of lists of vectors: a missing, mixed, ragged or non-number
+    # cell is named as such (`_vector_cell`).
+    lists = _is_list(values[0])
+    arrays = []
+    for row, value in enumerate(values, first_row):
+        try:
+            array = _dense(value)
+        except ValueError:  # numpy refuses ragged lists.
+            array = np.empty((), object)
+        odd = array.dtype == object
+        odd = odd or bool(arrays) and array.shape != arrays[0].shape
+        if lists and odd:
+            _vector_cell(value, f"Row {row}: input {name!r}")
+        arrays.append(array)
     shape = arrays[0].shape
     for row, array in enumerate(arrays, first_row):
         if array.shape != shape:
@@ -658,6 +759,97 @@ def _stack_input(values, name, first_row=0):
                 "feature cell is a number, or vectors of one size."
             )
     return np.stack(arrays)
+
+
+def read_sequences(cells, name, shape=None):
+    """Reads a column of sequences of vectors as one float32 array.
+
+    Each cell is a list of vectors of one size (a Parquet list of lists,
+    or a list of arrays), or a flat list of numbers, read as a sequence
+    of scalars `(seq, 1)`. A malformed cell (missing, text, ragged or
+    nested vectors, NaN or an infinity, another shape than row 0's or than
+    `shape`) is a `ValueError` naming its row and column.
+
+    Args:
+        cells: sequence or array of cells, one per row.
+        name: str. The column's name, for errors.
+        shape: `(seq, feature_dim)` or `None`. The shape every cell must
+            have (that of the table a model was fitted on); `None` for
+            row 0's.
+
+    Returns:
+        float32 array `(rows, seq, feature_dim)`.
+    """
+    arrays = []
+    for index, cell in enumerate(cells):
+        where = f"Row {index}: column {name!r}"
+        array = _vector_cell(cell, where)
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise ValueError(
+                f"{where} holds vectors of shape {array.shape[1:]}; a cell "
+                "is a list of flat vectors (seq, feature_dim)."
+            )
+        if not np.isfinite(array).all():
+            raise ValueError(
+                f"{where} holds NaN or an infinity; input vectors must be "
+                "finite."
+            )
+        expected, origin = shape, "the run was fitted on"
+        if shape is None and arrays:
+            expected, origin = arrays[0].shape, "row 0 holds"
+        if expected and array.shape != tuple(expected):
+            raise ValueError(
+                f"{where} holds {array.shape[0]} vector(s) of "
+                f"{array.shape[1]} value(s); {origin} {expected[0]} of "
+                f"{expected[1]}. Every row needs the same shape (pad "
+                "shorter sequences)."
+            )
+        arrays.append(array)
+    return np.stack(arrays)
+
+
+def _is_list(value):
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _vector_cell(cell, where):
+    """A cell holding a list of vectors (or of numbers) as float32; a
+    missing, empty, mixed, ragged or non-number cell is an error."""
+    if not _is_list(cell) or len(cell) == 0:
+        raise ValueError(
+            f"{where} holds {_short(cell)}, not a list of vectors; every "
+            "row of a sequence input needs one (pad short ones)."
+        )
+    nested = [_is_list(item) for item in cell]
+    if any(nested) and not all(nested):
+        raise ValueError(
+            f"{where} mixes numbers and vectors; a cell is a list of "
+            "vectors of one size (or a list of numbers)."
+        )
+    if all(nested):
+        sizes = [len(item) for item in cell]
+        if len(set(sizes)) > 1:
+            bad = next(i for i, n in enumerate(sizes) if n != sizes[0])
+            raise ValueError(
+                f"{where} holds ragged vectors: vector 0 has {sizes[0]} "
+                f"values, vector {bad} has {sizes[bad]}. Every vector needs "
+                "the same size."
+            )
+    try:
+        return np.asarray(
+            [np.asarray(item, "float32") for item in cell], "float32"
+        )
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where} holds a value that is not a number; vectors hold numbers."
+        ) from None
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _dense(value):

@@ -162,6 +162,80 @@ class CommandLineTest(TestCase):
         self.assertFalse(os.path.exists(output))
 
 
+class StartUpTest(TestCase):
+    """Help and argument errors answer before Keras loads; commands start
+    without TensorFlow's log."""
+
+    def run_python(self, code, env=None):
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env or dict(os.environ),
+        )
+
+    def test_help_shows_every_option_with_its_default(self):
+        commands = cli._parser()._subparsers._group_actions[0].choices
+        for name, command in commands.items():
+            for action in command._actions:
+                self.assertTrue(action.help, (name, action.dest))
+        text = " ".join(commands["fit"].format_help().split())
+        for default in (
+            "Training steps in all. (default: 900)",
+            "(default: 100)",
+            "(default: 64)",
+            "(default: 0.001)",
+            "initial weights. (default: 0)",
+        ):
+            self.assertIn(default, text)
+        self.assertNotIn("(default: None)", text)
+
+    def test_help_and_bad_arguments_load_no_framework(self):
+        code = (
+            "import sys\n"
+            "from keras_t2t import cli\n"
+            "for argv in (['fit', '--help'], ['fit', 'table.csv']):\n"
+            "    try:\n"
+            "        cli.main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "heavy = ('keras', 'tensorflow', 'keras_hub', 'jax', 'torch',\n"
+            "         'pandas')\n"
+            "print(sorted(name for name in heavy if name in sys.modules))\n"
+        )
+        result = self.run_python(code)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip().splitlines()[-1], "[]")
+        self.assertIn("--teachers", result.stderr)
+
+    def test_a_command_starts_without_the_framework_log(self):
+        env = dict(os.environ)
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        missing = os.path.join(self.get_temp_dir(), "nope.csv")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "keras_t2t.cli",
+                "fit",
+                missing,
+                *TEXT_TABLE,
+                "--output",
+                self.get_temp_dir(),
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertEqual(
+            result.stderr.strip().splitlines(),
+            [f"keras-t2t fit: error: No file {missing}: no such file."],
+        )
+
+
 class CommandLineErrorsTest(TestCase):
     """Bad input, in this process (each case would start a backend)."""
 
