@@ -34,6 +34,7 @@ from recipes.aggregation import pseudo_labels
 from recipes.evaluation import pr_auc
 from recipes.evaluation import write_report
 from recipes.students import CROWD_STUDENTS
+from recipes.students import DOCUMENTED
 from recipes.students import STUDENTS
 from recipes.students import train_student
 
@@ -129,15 +130,18 @@ class Task:
             teacher did not score.
         teacher_names: list of str.
         backbone_args: dict. `vocabulary_size` or `feature_dim`.
-        classical: callable `(train_rows, targets, weights, val_rows,
-            val_labels, test_rows) -> test scores`, the reference a
-            practitioner would try first, fitted on hard or soft targets.
-        classical_name: str.
+        classical: callable `(train_rows, targets, val_rows, val_labels,
+            test_rows) -> test scores`, the reference a practitioner would
+            try first, fitted on hard or soft targets; or a dict of them
+            by name (several references).
+        classical_name: str, the name of a single `classical`.
         groups: int array `(rows,)` or `None`. Rows sharing a group are
             kept in one split (e.g. clips made of the same images).
         multiclass: bool. The labels are one-hot classes (one per row):
             votes are each teacher's top class, and Dawid-Skene and
             Snorkel are fitted as multi-class models.
+        label_names: list of str or `None`. What each label means, for
+            the pictures.
     """
 
     def __init__(
@@ -149,9 +153,10 @@ class Task:
         teacher_names,
         backbone_args,
         classical,
-        classical_name,
+        classical_name=None,
         groups=None,
         multiclass=False,
+        label_names=None,
     ):
         self.name = name
         self.inputs = inputs
@@ -159,10 +164,12 @@ class Task:
         self.teacher_scores = teacher_scores.astype("float32")
         self.teacher_names = list(teacher_names)
         self.backbone_args = backbone_args
-        self.classical = classical
-        self.classical_name = classical_name
+        if callable(classical):
+            classical = {classical_name: classical}
+        self.classical = dict(classical or {})
         self.groups = groups
         self.multiclass = multiclass
+        self.label_names = list(label_names or [])
 
 
 def split_rows(num_rows, args, seed, groups=None):
@@ -204,8 +211,31 @@ def test_split(num_rows, args, groups=None):
     return np.flatnonzero(is_test), np.flatnonzero(~is_test)
 
 
+def make_deterministic():
+    """Makes a run a function of its seeds on the current backend.
+
+    Each student sets `keras.utils.set_random_seed(seed)` (Python, NumPy
+    and the backend's generators, and `tf.data`'s seeded shuffles); this
+    also makes the backend's ops deterministic: TensorFlow's op
+    determinism (which also fixes `tf.data`'s element order) and torch's
+    deterministic algorithms. JAX's CPU ops are deterministic already.
+    """
+    import keras
+
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
+
+
 def run(task, args):
     """Runs every method over `args.seeds` seeds and writes the report."""
+    make_deterministic()
     os.makedirs(args.output, exist_ok=True)
     results, curves = {}, {}
     started = time.time()
@@ -235,11 +265,11 @@ def run(task, args):
                 pseudo_labels(task, train, labelled),
             ),
         }
-        for target_name, (rows, targets) in train_targets.items():
-            name = f"{task.classical_name} on {target_name}"
-            scores[name] = task.classical(
-                rows, targets, val, task.labels[val], test
-            )
+        for reference, fit_predict in task.classical.items():
+            for target_name, (rows, targets) in train_targets.items():
+                scores[f"{reference} on {target_name}"] = fit_predict(
+                    rows, targets, val, task.labels[val], test
+                )
         for method in filter(None, args.students.split(",")):
             start = time.time()
             scores[method], tasks, classifier = train_student(
@@ -261,7 +291,13 @@ def run(task, args):
         if seed == 0:
             curves = {name: (truth, value) for name, value in scores.items()}
         write_report(
-            task, args, results, curves, time.time() - started, STUDENTS
+            task,
+            args,
+            results,
+            curves,
+            time.time() - started,
+            STUDENTS + CROWD_STUDENTS,
+            documented=DOCUMENTED,
         )
         if report is not None:
             # `write_report` rewrote results.md: add the report again.

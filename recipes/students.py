@@ -23,6 +23,8 @@ STUDENTS = (
     *(f"student_{name}" for name in AGGREGATIONS),
     "student_ground_truth",
 )
+# The library's documented path (`keras_t2t.data.expand`'s defaults).
+DOCUMENTED = "teacher2task_sparse"
 # The same architecture on crowd-kit's other aggregations of a crowd's hard
 # labels (`recipes.crowd_digits`, whose tasks have them), chosen by name.
 CROWD_STUDENTS = tuple(

@@ -115,6 +115,9 @@ class RecipeSplitTest(TestCase):
             limit=400,
             vocabulary_size=200,
             sequence_length=16,
+            teachers="lexicons",
+            num_teachers=0,
+            student_input="tokens",
         )
         texts, _ = text_sentiment.load_snippets()
         keep = np.random.default_rng(0).permutation(len(texts))[:400]

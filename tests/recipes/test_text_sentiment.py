@@ -33,10 +33,109 @@ class TextSentimentRecipeTest(TestCase):
         self.assertAllClose(first[:80], second[:80])
         self.assertTrue(((first >= 0) & (first <= 1)).all())
 
+    def test_first_half_teacher_reads_only_the_first_half(self):
+        opening = "a wonderful, moving and funny film"
+        scores = text_sentiment.first_half_scores(
+            [
+                opening + " . . . . . .",
+                opening + " but dull, awful, terrible",
+            ]
+        )
+        self.assertEqual(scores[0], scores[1])
+        self.assertGreater(scores[0], 0.5)
+
+    def test_human_is_sparse_hard_and_mostly_right(self):
+        labels = (np.random.default_rng(1).random(4000) < 0.5).astype("float32")
+        said = text_sentiment.human_labels(labels)
+        seen = ~np.isnan(said)
+        self.assertAlmostEqual(seen.mean(), 0.25, delta=0.03)
+        self.assertEqual(set(np.unique(said[seen])), {0.0, 1.0})
+        self.assertAlmostEqual(
+            (said[seen] == labels[seen]).mean(), 0.8, delta=0.04
+        )
+        # The same rows and answers every time (every split, every run).
+        again = text_sentiment.human_labels(labels)
+        self.assertAllEqual(seen, ~np.isnan(again))
+
+    def test_sentence_encoder_vectors_and_cache(self):
+        from recipes import sentence_encoder
+
+        os.environ["KERAS_T2T_CACHE"] = self.get_temp_dir()
+        try:
+            # [CLS] a great film [SEP]: 5 pieces; the second has 7.
+            texts = ["a great film", "a dull and terrible mess"]
+            encoded = sentence_encoder.encode(texts, sequence_length=6)
+            self.assertEqual(encoded["features"].shape, (2, 6, 384))
+            self.assertEqual(encoded["truncated"], 1)  # The second text.
+            self.assertAllEqual(encoded["padding_mask"][0], [1] * 5 + [0])
+            self.assertAllEqual(encoded["padding_mask"][1], np.ones(6))
+            self.assertAllClose(
+                np.linalg.norm(encoded["sentence"], axis=1), [1.0, 1.0]
+            )
+            # Padding positions carry zeros, not the encoder's vectors.
+            self.assertFalse(encoded["features"][0, 5].any())
+            self.assertTrue(encoded["features"][0, 4].any())
+            # The second call reads the cache: the same numbers, no model.
+            original = sentence_encoder.load_model
+            sentence_encoder.load_model = None
+            try:
+                again = sentence_encoder.encode(texts, sequence_length=6)
+            finally:
+                sentence_encoder.load_model = original
+            self.assertAllEqual(again["features"], encoded["features"])
+            self.assertEqual(again["truncated"], 1)
+            # Zero-shot: the positive snippet reads as more positive.
+            zero_shot = text_sentiment.zero_shot_scores(encoded["sentence"])
+            self.assertGreater(zero_shot[0], zero_shot[1])
+        finally:
+            del os.environ["KERAS_T2T_CACHE"]
+
+    @tensorflow_only_end_to_end
+    def test_tiny_end_to_end_with_teachers_of_every_kind(self):
+        output = self.get_temp_dir()
+        os.environ["KERAS_T2T_CACHE"] = self.get_temp_dir()
+        try:
+            text_sentiment.main(
+                [
+                    "--quick",
+                    "--limit=400",
+                    "--student-input=minilm",
+                    "--students=teacher2task_sparse,student_teacher_mean",
+                    f"--output={output}",
+                ]
+            )
+        finally:
+            del os.environ["KERAS_T2T_CACHE"]
+        with open(os.path.join(output, "results.json")) as f:
+            results = json.load(f)
+        for method in (
+            "teacher2task_sparse",
+            "student_teacher_mean",
+            "teacher: first_half",
+            "teacher: minilm_zero_shot",
+            "teacher: human",
+            "MiniLM sentence vector + logistic regression on ground truth",
+            "TF-IDF + logistic regression on ground truth",
+        ):
+            self.assertIn(method, results)
+        self.assertEqual(results["settings"]["student_input"], "minilm")
+        for name in ("ranking.png", "pr_curves.png"):
+            self.assertTrue(os.path.exists(os.path.join(output, name)))
+
     @tensorflow_only_end_to_end
     def test_tiny_end_to_end(self):
         output = self.get_temp_dir()
-        text_sentiment.main(["--quick", "--limit", "400", "--output", output])
+        text_sentiment.main(
+            [
+                "--quick",
+                "--limit",
+                "400",
+                "--teachers",
+                "lexicons",
+                "--output",
+                output,
+            ]
+        )
         with open(os.path.join(output, "results.json")) as f:
             results = json.load(f)
         for method in (
@@ -58,8 +157,10 @@ class TextSentimentRecipeTest(TestCase):
             self.assertIn(method, results)
             self.assertTrue(0.0 <= results[method]["pr_auc_mean"] <= 1.0)
         self.assertEqual(results["settings"]["seeds"], 1)
+        self.assertNotIn("teacher: human", results)
         for name in (
             "results.md",
+            "ranking.png",
             "pr_curves.png",
             "teacher_reliability.png",
             "teacher_conflict.png",
