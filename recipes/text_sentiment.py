@@ -217,10 +217,12 @@ def build_task(args):
         encoded = sentence_encoder.encode(texts, args.sequence_length)
     confidences = teacher_confidences(names, texts, labels, train, encoded)
     if args.student_input == "minilm":
-        # The frozen encoder's token vectors, cut to the longest snippet.
+        # The frozen encoder's token vectors, cut to the longest snippet;
+        # kept in float16 (the model casts its inputs to float32), which
+        # halves every copy the input pipelines hold.
         length = int(encoded["padding_mask"].sum(axis=1).max())
         inputs = {
-            "features": encoded["features"][:, :length].astype("float32"),
+            "features": encoded["features"][:, :length],
             "padding_mask": encoded["padding_mask"][:, :length],
         }
         backbone_args = {"feature_dim": sentence_encoder.EMBEDDING_DIM}
