@@ -5,22 +5,17 @@ import os
 
 import keras
 import numpy as np
-from sklearn.metrics import average_precision_score
 from sklearn.metrics import precision_recall_curve
+
+from keras_t2t.metrics import pr_auc_score
 
 
 def pr_auc(labels, scores):
-    """Macro PR-AUC over labels, on rows with a score."""
+    """Macro PR-AUC over labels, on rows with a score
+    (`keras_t2t.metrics.pr_auc_score` of `(rows, labels)` arrays)."""
     labels = np.asarray(labels).reshape(len(labels), -1)
     scores = np.asarray(scores).reshape(len(scores), -1)
-    values = []
-    for k in range(labels.shape[1]):
-        scored = ~np.isnan(scores[:, k])
-        if labels[scored, k].sum() > 0:
-            values.append(
-                average_precision_score(labels[scored, k], scores[scored, k])
-            )
-    return float(np.mean(values))
+    return pr_auc_score(labels, scores)
 
 
 def write_report(

@@ -327,26 +327,6 @@ def _concatenate(pairs):
     return np.concatenate(scores), np.concatenate(labels)
 
 
-def average_precision(labels, scores):
-    """PR-AUC as scikit-learn's `average_precision_score`; NaN without a
-    positive label.
-
-    The precision at each distinct score, weighted by the recall gained
-    there: `sum_n (R_n - R_{n-1}) P_n`, ties counted at one threshold.
-    """
-    labels = np.asarray(labels, np.float64)
-    scores = np.asarray(scores, np.float64)
-    if not (labels == 1).any():
-        return float("nan")
-    order = np.argsort(-scores, kind="mergesort")
-    scores, labels = scores[order], labels[order]
-    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
-    true_positives = np.cumsum(labels)[last]
-    precision = true_positives / (last + 1)
-    recall = true_positives / true_positives[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
 def calibration_bins(labels, scores, num_bins):
     """Per equal-width bin of `[0, 1]`: count, mean score, positive rate."""
     scores = np.asarray(scores, np.float64)

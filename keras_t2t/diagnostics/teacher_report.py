@@ -8,9 +8,9 @@ from keras_t2t.data.sources import read_rows
 from keras_t2t.diagnostics import plots
 from keras_t2t.diagnostics import summary
 from keras_t2t.diagnostics.statistics import TableStatistics
-from keras_t2t.diagnostics.statistics import average_precision
 from keras_t2t.diagnostics.statistics import calibration_bins
 from keras_t2t.diagnostics.statistics import expected_calibration_error
+from keras_t2t.metrics.pr_auc import pr_auc_score
 
 _BLOCK_ROWS = 4096
 # A block holds at most this many targets: a wide table of 1,000 teachers is
@@ -420,7 +420,7 @@ class TeacherReport:
                 scores, labels = s.labelled_pairs(k, label)
                 labelled_scored[k, label] = len(scores)
                 if len(scores) >= min_labelled:
-                    pr_auc[k, label] = average_precision(labels, scores)
+                    pr_auc[k, label] = pr_auc_score(labels, scores)
                     ece[k, label] = expected_calibration_error(
                         labels, scores, num_bins
                     )
@@ -522,7 +522,7 @@ class TeacherReport:
                 scores, labels = s.student_labelled_pairs(label)
                 student["labelled"][label] = len(scores)
                 if len(scores) >= min_labelled:
-                    student["pr_auc"][label] = average_precision(labels, scores)
+                    student["pr_auc"][label] = pr_auc_score(labels, scores)
                     student["ece"][label] = expected_calibration_error(
                         labels, scores, num_bins
                     )

@@ -1,38 +1,8 @@
 import numpy as np
-from sklearn.metrics import average_precision_score
 
-from keras_t2t.diagnostics.statistics import average_precision
 from keras_t2t.diagnostics.statistics import calibration_bins
 from keras_t2t.diagnostics.statistics import expected_calibration_error
 from tests.test_case import TestCase
-
-
-class AveragePrecisionTest(TestCase):
-    def test_matches_scikit_learn(self):
-        rng = np.random.default_rng(0)
-        for decimals in (None, 1, 2):  # Continuous scores, and with ties.
-            labels = (rng.random(300) < 0.3).astype("float32")
-            scores = np.clip(0.3 * labels + rng.random(300) * 0.7, 0, 1)
-            if decimals is not None:
-                scores = np.round(scores, decimals)
-            self.assertAlmostEqual(
-                average_precision(labels, scores),
-                average_precision_score(labels, scores),
-                places=12,
-            )
-
-    def test_by_hand(self):
-        # Sorted: 0.8 (1), 0.7 (0), 0.3 (1), 0.1 (0): precision 1 at
-        # recall 0.5, then 2/3 at recall 1.
-        self.assertAlmostEqual(
-            average_precision([1, 0, 1, 0], [0.8, 0.7, 0.3, 0.1]), 5 / 6
-        )
-        # A tie at the top counts as one threshold: precision 1/2.
-        self.assertAlmostEqual(average_precision([1, 0], [0.5, 0.5]), 0.5)
-
-    def test_no_positive_is_nan(self):
-        self.assertTrue(np.isnan(average_precision([0, 0], [0.2, 0.9])))
-        self.assertTrue(np.isnan(average_precision([], [])))
 
 
 class CalibrationTest(TestCase):

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
 from keras_t2t.metrics import PRAUC
+from keras_t2t.metrics import pr_auc_score
 from tests.test_case import TestCase
 
 
@@ -151,3 +152,62 @@ class PRAUCPropertyTest(TestCase):
             y_true[present], y_pred[present], sample_weight=weight[present]
         )
         self.assertAlmostEqual(float(metric.result()), expected, places=5)
+
+
+class PRAUCScoreTest(TestCase):
+    def test_matches_scikit_learn(self):
+        rng = np.random.default_rng(0)
+        for decimals in (None, 1, 2):  # Continuous scores, and with ties.
+            labels = (rng.random(300) < 0.3).astype("float32")
+            scores = np.clip(0.3 * labels + rng.random(300) * 0.7, 0, 1)
+            if decimals is not None:
+                scores = np.round(scores, decimals)
+            self.assertAlmostEqual(
+                pr_auc_score(labels, scores),
+                average_precision_score(labels, scores),
+                places=12,
+            )
+
+    def test_by_hand(self):
+        # Sorted: 0.8 (1), 0.7 (0), 0.3 (1), 0.1 (0): precision 1 at
+        # recall 0.5, then 2/3 at recall 1.
+        self.assertAlmostEqual(
+            pr_auc_score([1, 0, 1, 0], [0.8, 0.7, 0.3, 0.1]), 5 / 6
+        )
+        # A tie at the top counts as one threshold: precision 1/2.
+        self.assertAlmostEqual(pr_auc_score([1, 0], [0.5, 0.5]), 0.5)
+
+    def test_no_positive_is_nan(self):
+        self.assertTrue(np.isnan(pr_auc_score([0, 0], [0.2, 0.9])))
+        self.assertTrue(np.isnan(pr_auc_score([], [])))
+
+    def test_several_labels_missing_values_and_macro(self):
+        labels = np.array([[1, 0], [0, np.nan], [1, 1], [0, 0]])
+        scores = np.array([[0.9, 0.2], [0.4, 0.9], [np.nan, 0.8], [0.1, 0.3]])
+        per_label = pr_auc_score(labels, scores, average=None)
+        # Label 0 on rows 0, 1, 3 (row 2 unscored); label 1 on 0, 2, 3.
+        self.assertAllClose(
+            per_label,
+            [
+                average_precision_score([1, 0, 0], [0.9, 0.4, 0.1]),
+                average_precision_score([0, 1, 0], [0.2, 0.8, 0.3]),
+            ],
+        )
+        self.assertAlmostEqual(pr_auc_score(labels, scores), per_label.mean())
+        # A label without a positive is left out of the macro mean.
+        labels[:, 1] = 0
+        self.assertAlmostEqual(pr_auc_score(labels, scores), per_label[0])
+
+    def test_agrees_with_the_streamed_metric(self):
+        rng = np.random.default_rng(3)
+        labels = (rng.random((400, 2)) < 0.4).astype("float32")
+        scores = np.round(np.clip(0.4 * labels + rng.random((400, 2)), 0, 1), 3)
+        metric = PRAUC(num_labels=2)
+        metric.update_state(labels, scores)
+        self.assertAlmostEqual(
+            float(metric.result()), pr_auc_score(labels, scores), places=5
+        )
+
+    def test_shapes_must_match(self):
+        with self.assertRaisesRegex(ValueError, "same shape"):
+            pr_auc_score(np.zeros((3, 1)), np.zeros(3))
