@@ -54,8 +54,9 @@ def run_point(k, args, extra):
         return json.load(f)
 
 
-def summarize(points):
-    """Per k: the student's per-seed values, the best teacher among the
+def summarize(points, seeds):
+    """Per k: the student's values on the first `seeds` seeds (a table run
+    with more seeds stands in for a point), the best teacher among the
     first k, and the teachers' test-time mean."""
     rows = []
     for k, results in points.items():
@@ -69,7 +70,7 @@ def summarize(points):
             {
                 "k": k,
                 "added": TEACHERS[k - 1],
-                "student": results[DOCUMENTED]["per_seed"],
+                "student": results[DOCUMENTED]["per_seed"][:seeds],
                 "best_teacher": (best[len("teacher: ") :], teachers[best]),
                 "teacher_mean": results["teacher_mean (needs all teachers)"][
                     "pr_auc_mean"
@@ -168,7 +169,7 @@ def main(argv=None):
     points = {
         k: run_point(k, args, extra) for k in range(1, args.max_teachers + 1)
     }
-    write(summarize(points), args)
+    write(summarize(points, args.seeds), args)
     return points
 
 
