@@ -101,12 +101,11 @@ def run_child(seed, hash_seed):
 
 
 class RecipeDeterminismTest(TestCase):
-    def test_two_processes_give_the_same_scores_for_a_seed(self):
-        first = run_child(seed=1, hash_seed=1)
-        second = run_child(seed=1, hash_seed=2)
-        # Exactly: the same ops in the same order on the same numbers.
-        self.assertEqual(first, second)
-        # And the seed matters: another seed trains other students.
-        other = train_twice_in_process(seed=2)
-        for method, values in first.items():
-            self.assertNotEqual(values, other[method], msg=method)
+    def test_another_process_gives_the_same_scores_for_a_seed(self):
+        here = train_twice_in_process(seed=1)
+        # A fresh process, with another string-hash seed (so set and dict
+        # orders differ): exactly the same numbers, bit for bit.
+        self.assertEqual(run_child(seed=1, hash_seed=12345), here)
+        for method, values in here.items():
+            # Not a constant: the students learned something row by row.
+            self.assertGreater(len(set(values)), 1, msg=method)
