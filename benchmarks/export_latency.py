@@ -10,7 +10,7 @@ TensorFlow.
 Usage:
     KERAS_BACKEND=jax python -m benchmarks.export_latency --batch 64
 
-from the repository root (the model comes from the tests' factory).
+from the repository root.
 """
 
 import argparse
@@ -24,8 +24,6 @@ import numpy as np
 import tensorflow as tf
 
 import keras_t2t
-from tests.test_case import tiny_backbone
-from tests.test_case import tiny_classifier
 
 
 def median_seconds(fn, repeats):
@@ -53,7 +51,9 @@ def main():
     tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
     preprocessor = keras_t2t.data.TextPreprocessor(tokenizer, 64)
     # A 2 x 128 encoder, the backbone's default dropout.
-    backbone = tiny_backbone(
+    backbone = keras_t2t.models.Teacher2TaskBackbone(
+        num_teachers=3,
+        task_layout="per_example",
         vocabulary_size=tokenizer.vocabulary_size(),
         num_layers=2,
         num_heads=4,
@@ -61,7 +61,9 @@ def main():
         intermediate_dim=512,
         dropout=0.1,
     )
-    classifier = tiny_classifier(backbone, preprocessor=preprocessor)
+    classifier = keras_t2t.models.Teacher2TaskClassifier(
+        backbone, preprocessor=preprocessor
+    )
     batch = np.array(texts[: args.batch])
     path = keras_t2t.export.export_saved_model(
         classifier, os.path.join(tempfile.mkdtemp(), "t2t")

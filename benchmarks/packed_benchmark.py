@@ -19,7 +19,7 @@ Usage:
     KERAS_BACKEND=tensorflow python -m benchmarks.packed_benchmark
     KERAS_BACKEND=jax python -m benchmarks.packed_benchmark --rounds 3
 
-from the repository root (the model comes from the tests' factory).
+from the repository root.
 """
 
 import argparse
@@ -28,10 +28,9 @@ import json
 import keras
 import numpy as np
 
+import keras_t2t
 from benchmarks import measure
 from benchmarks.measure import step_ms
-from tests.test_case import tiny_backbone
-from tests.test_case import tiny_classifier
 
 SEQUENCE, VOCABULARY, BATCH = 64, 8000, 64
 # The encoder: 4 layers of width 128 (the backbone's default dropout).
@@ -46,13 +45,13 @@ def sources_per_row(num_teachers):
 
 
 def build(form, num_teachers):
-    backbone = tiny_backbone(
+    backbone = keras_t2t.models.Teacher2TaskBackbone(
         num_teachers=1 if form == "single_task" else num_teachers,
         vocabulary_size=VOCABULARY,
         task_layout="packed" if form == "packed" else "per_example",
         **SIZE,
     )
-    classifier = tiny_classifier(backbone)
+    classifier = keras_t2t.models.Teacher2TaskClassifier(backbone)
     classifier.compile(metrics=[])
     return classifier
 

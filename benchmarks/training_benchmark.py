@@ -50,13 +50,13 @@ def build(model_name, jit_compile):
     import keras
 
     import keras_t2t
-    from tests.test_case import tiny_backbone
-    from tests.test_case import tiny_classifier
 
     keras.utils.set_random_seed(0)
     if model_name == "teacher2task":
-        backbone = tiny_backbone(num_teachers=NUM_TEACHERS, **CONFIG)
-        model = tiny_classifier(backbone)
+        backbone = keras_t2t.models.Teacher2TaskBackbone(
+            num_teachers=NUM_TEACHERS, task_layout="per_example", **CONFIG
+        )
+        model = keras_t2t.models.Teacher2TaskClassifier(backbone)
     else:
         model = plain_t5_encoder_classifier()
     model.compile(
@@ -71,6 +71,9 @@ def build(model_name, jit_compile):
 def plain_t5_encoder_classifier():
     """The KerasHub T5 encoder with a classification head, no teacher."""
     import keras
+
+    # keras-hub exports no T5 encoder layers (only the whole
+    # encoder-decoder `T5Backbone`): the baseline is built from them.
     from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
     from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 

@@ -6,6 +6,9 @@ tokenizer, a `Teacher2TaskPreprocessor` on it.
 """
 
 from keras_hub.models import Task
+
+# keras-hub exports no preset reader (only each class's `from_preset`): the
+# loader and file checks its own `from_preset` uses, from keras_hub.src.
 from keras_hub.src.utils.preset_utils import TOKENIZER_CONFIG_FILE
 from keras_hub.src.utils.preset_utils import check_file_exists
 from keras_hub.src.utils.preset_utils import get_preset_loader

@@ -2,6 +2,9 @@ import keras
 from keras_hub.layers import PositionEmbedding
 from keras_hub.models import Backbone
 from keras_hub.models import T5Backbone
+
+# keras-hub exports the whole `T5Backbone` but not its encoder layers nor
+# its preset loader; the backbone builds its encoder from them.
 from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
 from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 from keras_hub.src.utils.preset_utils import get_preset_loader

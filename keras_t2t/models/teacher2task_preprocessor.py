@@ -3,6 +3,9 @@ import numpy as np
 import tensorflow as tf
 from keras_hub.models import T5Preprocessor
 from keras_hub.models import T5Tokenizer
+
+# Not exported by keras-hub: its preset loader and the decorator its own
+# preprocessors use to run on tf.data and eagerly alike.
 from keras_hub.src.utils.preset_utils import get_preset_loader
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 
