@@ -160,8 +160,7 @@ def plot_ranking(task, results, path, students, documented):
             label.set_fontweight("bold")
     seeds = max(len(values) for values in results.values())
     axis.set_xlabel(
-        f"test PR-AUC (large marker: mean of {seeds} seed(s); small: each "
-        "seed; line: their range)"
+        f"test PR-AUC (large: mean of {seeds} seed(s); small: each seed)"
     )
     axis.set_title(f"{task.name}: methods ranked by test PR-AUC")
     axis.grid(axis="x", alpha=0.3)
@@ -228,9 +227,17 @@ def plot(task, curves, path, students, results=None, documented=None):
         "std over seeds)",
         fontsize=9,
     )
+    base_rate = float(np.mean(truth))
+    axis.axhline(
+        base_rate,
+        color="black",
+        linestyle=":",
+        linewidth=0.8,
+        label=f"share of positives (a random score): {base_rate:.3f}",
+    )
     axis.legend(fontsize=7, loc="lower left", framealpha=0.9)
     axis.set_xlim(0, 1)
-    axis.set_ylim(0, 1.02)
+    axis.set_ylim(max(0.0, base_rate - 0.15), 1.01)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
