@@ -93,6 +93,49 @@ def _quiet_start():
     logging.set_verbosity(logging.ERROR)
 
 
+def _number(text, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(
+            f"expected {what}, received {text!r}"
+        ) from None
+
+
+def _at_least(minimum):
+    """An argparse type: an integer, at least `minimum`."""
+
+    def parse(text):
+        value = _number(text, int)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be >= {minimum}, received {text}"
+            )
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _positive_float(text):
+    """An argparse type: a finite number above 0."""
+    value = _number(text, float)
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, received {text}")
+    return value
+
+
+def _share(text):
+    """An argparse type: a share strictly between 0 and 1."""
+    value = _number(text, float)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and 1 (both excluded), received {text}"
+        )
+    return value
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, unless it has none."""
 
@@ -165,24 +208,24 @@ def _parser():
         "inputs); without it a small encoder is trained from scratch.",
     )
     fit.add_argument(
-        "--steps", type=int, default=900, help="Training steps in all."
+        "--steps", type=_at_least(1), default=900, help="Training steps in all."
     )
     fit.add_argument(
         "--eval-every",
-        type=int,
+        type=_at_least(1),
         default=100,
         help="Steps between two scorings on the validation rows (the best "
         "one is kept).",
     )
     fit.add_argument(
         "--batch-size",
-        type=int,
+        type=_at_least(1),
         default=64,
         help="Examples (row, teacher) per training step.",
     )
     fit.add_argument(
         "--learning-rate",
-        type=float,
+        type=_positive_float,
         default=1e-3,
         help="Adam's initial learning rate, decayed to 0 over --steps "
         "(cosine).",
@@ -195,37 +238,37 @@ def _parser():
     )
     fit.add_argument(
         "--validation-share",
-        type=float,
+        type=_share,
         default=0.4,
         help="Share of the labelled rows held out for validation.",
     )
     fit.add_argument(
         "--sequence-length",
-        type=int,
+        type=_at_least(1),
         default=64,
         help="Tokens per text (longer texts are cut).",
     )
     fit.add_argument(
         "--vocabulary-size",
-        type=int,
+        type=_at_least(1),
         default=8000,
         help="Size of the SentencePiece vocabulary trained on the texts.",
     )
     fit.add_argument(
-        "--num-layers", type=int, default=2, help="Encoder layers."
+        "--num-layers", type=_at_least(1), default=2, help="Encoder layers."
     )
     fit.add_argument(
         "--num-heads",
-        type=int,
+        type=_at_least(1),
         default=4,
         help="Attention heads per encoder layer.",
     )
     fit.add_argument(
-        "--hidden-dim", type=int, default=128, help="Encoder width."
+        "--hidden-dim", type=_at_least(1), default=128, help="Encoder width."
     )
     fit.add_argument(
         "--intermediate-dim",
-        type=int,
+        type=_at_least(1),
         default=512,
         help="Width of the encoder's feed-forward layers.",
     )
@@ -279,6 +322,12 @@ def _fit(args):
     teachers = _names(args.teachers, "--teachers")
     inputs = _names(args.inputs, "--inputs")
     ignored = _names(args.ignore_columns, "--ignore-columns", required=False)
+    _check_roles(inputs, args.ground_truth, teachers)
+    if args.eval_every > args.steps:
+        raise UsageError(
+            f"--eval-every {args.eval_every} is more than --steps "
+            f"{args.steps}: the run would never be scored."
+        )
     _check_columns(frame, inputs + [args.ground_truth] + teachers, args.table)
     if os.path.exists(args.output) and os.listdir(args.output):
         raise UsageError(
@@ -463,6 +512,27 @@ def _names(value, flag, required=True):
     if required and not names:
         raise UsageError(f"{flag}: name at least one column.")
     return names
+
+
+def _check_roles(inputs, ground_truth, teachers):
+    """A column plays one role: input, ground truth or one teacher."""
+    roles = [("--inputs", name) for name in inputs]
+    roles += [("--ground-truth", ground_truth)]
+    roles += [("--teachers", name) for name in teachers]
+    seen = {}
+    for flag, name in roles:
+        if name in seen:
+            where = seen[name]
+            also = (
+                "twice in " + flag
+                if where == flag
+                else f"in {where} and {flag}"
+            )
+            raise UsageError(
+                f"column {name!r} is named {also}; a column is an input, "
+                "the ground truth or one teacher."
+            )
+        seen[name] = flag
 
 
 def _check_columns(frame, names, path):

@@ -288,6 +288,53 @@ class CommandLineErrorsTest(TestCase):
             "--teachers", teachers, "--output", self.output, *TINY, *extra,
         ]  # fmt: skip
 
+    def assertRefusedByParser(self, args, message):
+        from contextlib import redirect_stderr
+        from io import StringIO
+
+        stderr = StringIO()
+        with redirect_stderr(stderr), self.assertRaises(SystemExit) as exit:
+            cli.main(args)
+        self.assertEqual(exit.exception.code, 2)
+        self.assertIn(message, stderr.getvalue())
+        self.assertFalse(os.path.exists(self.output))
+
+    def test_numbers_out_of_range_are_refused_before_reading(self):
+        path = os.path.join(self.root, "never_read.csv")
+        for flag, value, message in (
+            ("--steps", "0", "--steps: must be >= 1, received 0"),
+            ("--batch-size", "-4", "--batch-size: must be >= 1, received -4"),
+            ("--eval-every", "ten", "expected an integer, received 'ten'"),
+            ("--learning-rate", "0", "--learning-rate: must be > 0"),
+            ("--learning-rate", "nan", "--learning-rate: must be > 0"),
+            ("--validation-share", "1.0", "between 0 and 1"),
+            ("--validation-share", "0", "between 0 and 1"),
+        ):
+            with self.subTest(flag=flag, value=value):
+                self.assertRefusedByParser(
+                    self.fit_args(path, "vader", flag, value), message
+                )
+
+    def test_a_column_in_two_roles(self):
+        frame = pd.DataFrame({"text": ["a"], "label": [1.0], "vader": [0.2]})
+        self.assertExits2(
+            self.fit_args(self.table(frame), "label,vader"),
+            "column 'label' is named in --ground-truth and --teachers",
+        )
+        self.assertExits2(
+            self.fit_args(self.table(frame), "vader,vader"),
+            "column 'vader' is named twice in --teachers",
+        )
+
+    def test_eval_every_beyond_steps(self):
+        frame = pd.DataFrame({"text": ["a"], "label": [1.0], "vader": [0.2]})
+        self.assertExits2(
+            self.fit_args(
+                self.table(frame), "vader", "--steps", "5", "--eval-every", "6"
+            ),
+            "--eval-every 6 is more than --steps 5",
+        )
+
     def test_missing_file(self):
         self.assertExits2(
             self.fit_args(os.path.join(self.root, "nope.csv")),
