@@ -3,6 +3,8 @@
 import numpy as np
 
 AGGREGATIONS = ("teacher_mean", "majority_vote", "dawid_skene", "snorkel")
+# Snorkel's LabelModel refuses fewer labelling functions.
+SNORKEL_MIN_TEACHERS = 3
 
 
 def aggregate(teacher_scores, multiclass=False):
@@ -15,6 +17,8 @@ def aggregate(teacher_scores, multiclass=False):
     LabelModel are fitted on the votes of all rows, without labels, one
     label at a time (multi-class: one model over the classes). These need
     every teacher at inference; the students trained on them do not.
+    Snorkel's LabelModel needs 3 teachers or more: with fewer it is left
+    out of the returned dict (and of the report).
     """
     present = ~np.isnan(teacher_scores)
     count = present.sum(axis=1)
@@ -28,14 +32,18 @@ def aggregate(teacher_scores, multiclass=False):
     for label in range(teacher_scores.shape[2]):
         said = np.where(present[:, :, label], votes[:, :, label], -1)
         dawid_skene[:, label] = _dawid_skene(said, 2)[:, 1]
-        snorkel[:, label] = _snorkel(said, 2)[:, 1]
+        if teacher_scores.shape[1] >= SNORKEL_MIN_TEACHERS:
+            snorkel[:, label] = _snorkel(said, 2)[:, 1]
     unscored = count == 0
-    return {
+    aggregated = {
         "teacher_mean": np.where(unscored, 0.5, mean),
         "majority_vote": np.where(unscored, 0.5, vote),
         "dawid_skene": dawid_skene,
         "snorkel": snorkel,
     }
+    if teacher_scores.shape[1] < SNORKEL_MIN_TEACHERS:
+        del aggregated["snorkel"]
+    return aggregated
 
 
 def _aggregate_classes(teacher_scores, mean):
