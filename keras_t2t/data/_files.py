@@ -87,9 +87,43 @@ def _read_frame(path, file_format):
     try:
         return readers[file_format](path)
     except Exception as error:  # pandas and pyarrow raise many kinds.
-        raise ValueError(
-            f"{path}: cannot be read as .{file_format}: {error}"
-        ) from error
+        raise _unreadable(path, file_format, error) from error
+
+
+def _unreadable(path, file_format, error):
+    """A `ValueError` naming the file, the format and, where it can be
+    found, the line; with the fix for text that is not UTF-8."""
+    if isinstance(error, UnicodeDecodeError):
+        return ValueError(
+            f"{path}: is not UTF-8 text (byte {error.object[error.start]:#x} "
+            f"at byte {error.start}); save it as UTF-8 and read it again."
+        )
+    if file_format == "jsonl":
+        line = _first_bad_json_line(path)
+        if line is not None:
+            number, problem = line
+            return ValueError(
+                f"{path}, line {number}: not a JSON object ({problem})."
+            )
+    return ValueError(f"{path}: cannot be read as .{file_format}: {error}")
+
+
+def _first_bad_json_line(path):
+    """`(line number, problem)` of the first line of a JSON Lines file that
+    is not a JSON object, or `None`."""
+    import json
+
+    with tf.io.gfile.GFile(path, "r") as file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as error:
+                return number, str(error)
+            if not isinstance(value, dict):
+                return number, f"a {type(value).__name__}"
+    return None
 
 
 def _check_csv_header(path):
@@ -120,9 +154,12 @@ def _file_blocks(paths, file_format, block_rows):
                 f"Unknown `file_format` {file_format!r}; use one of "
                 f"{sorted(set(_FILE_FORMATS.values()))}."
             )
-        with chunks as reader:
-            for chunk in reader:
-                yield path, _columns(chunk)
+        try:
+            with chunks as reader:
+                for chunk in reader:
+                    yield path, _columns(chunk)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise _unreadable(path, file_format, error) from error
 
 
 def _file_block_rows(paths, file_format, spec, block_rows):

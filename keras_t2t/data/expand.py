@@ -164,6 +164,15 @@ def expand(
             "[ground_truth, teacher_1, ...])`), not with ground_truth_weight="
             f"{ground_truth_weight} / teacher_weight={teacher_weight}."
         )
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(
+            "`batch_size` must be an integer >= 1, or None for unbatched "
+            f"examples. Received: batch_size={batch_size!r}"
+        )
     if task_layout == "sparse" and not batch_size:
         raise ValueError(
             "task_layout='sparse' pads each batch to its longest row (the "

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -219,6 +221,17 @@ class ExpandPropertyTest(TestCase):
 
 
 class ExpandBadInputTest(TestCase):
+    def test_batch_size_must_be_a_positive_integer(self):
+        for value in (0, -2, 2.5, True, "64"):
+            with (
+                self.subTest(batch_size=value),
+                pytest.raises(
+                    ValueError,
+                    match=re.escape(f"Received: batch_size={value!r}"),
+                ),
+            ):
+                expand_table(wide_table(num_rows=4), batch_size=value)
+
     def test_teacher_score_outside_range(self):
         table = wide_table(num_rows=10)
         table["textblob"][6] = 1.5

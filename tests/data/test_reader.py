@@ -63,6 +63,30 @@ class ReadTableTest(TestCase):
             with pytest.raises(ValueError, match="cannot be read as .parquet"):
                 read(self.path("broken.parquet"))
 
+    def test_text_that_is_not_utf8_names_the_file_and_the_fix(self):
+        path = self.path("latin1.csv")
+        with open(path, "wb") as f:
+            f.write("text,label\ncaf\u00e9,1\n".encode("latin-1"))
+        message = "latin1.csv: is not UTF-8 text (byte 0xe9"
+        with self.assertRaisesRegex(ValueError, re.escape(message)):
+            read_table(path)
+        with self.assertRaisesRegex(ValueError, "save it as UTF-8"):
+            expand(
+                path,
+                VOCABULARY,
+                inputs=["text"],
+                ground_truth="label",
+                batch_size=2,
+            )
+
+    def test_malformed_json_lines_names_the_line(self):
+        path = self.path("t.jsonl")
+        with open(path, "w") as f:
+            f.write('{"row": 1, "label": 0}\n\n{"row": 2, "label": 1}\n')
+            f.write('{"row": 3, "label": \n')
+        with self.assertRaisesRegex(ValueError, r"t\.jsonl, line 4: not a"):
+            read_table(path)
+
     def test_a_table_without_rows(self):
         to_frame(self.table).iloc[:0].to_csv(self.path("e.csv"), index=False)
         with pytest.raises(ValueError, match="e.csv: the table has no rows"):
