@@ -5,6 +5,7 @@ from keras_hub.models import Task
 from keras_t2t.callbacks.backup_and_restore import BackupAndRestore
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
+from keras_t2t.models import _state
 from keras_t2t.models import array_inputs
 from keras_t2t.models import device_padding
 from keras_t2t.models import input_checks
@@ -226,23 +227,26 @@ class Teacher2TaskClassifier(Task):
             callbacks=callbacks,
         )
         backup = BackupAndRestore.among(callbacks)
-        if backup is not None:
-            # Arrays (a tuple of them) or a dataset, made resumable there.
-            return backup.fit(
-                self, super().fit, x, y, shuffle=shuffle, **kwargs
-            )
-        if isinstance(x, tuple):
-            x = array_inputs.batches(x, batch_size, shuffle)
-            kwargs["batch_size"] = None
-        # Datasets come shuffled (or not) by their maker.
-        return super().fit(x, y, shuffle=False, **kwargs)
+        with _state.restored_on_error(self):
+            if backup is not None:
+                # Arrays (a tuple of them) or a dataset, made resumable
+                # there.
+                return backup.fit(
+                    self, super().fit, x, y, shuffle=shuffle, **kwargs
+                )
+            if isinstance(x, tuple):
+                x = array_inputs.batches(x, batch_size, shuffle)
+                kwargs["batch_size"] = None
+            # Datasets come shuffled (or not) by their maker.
+            return super().fit(x, y, shuffle=False, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         weight = kwargs.pop("sample_weight", None)
         x, y, weight = input_checks.check_arrays(self, x, y, weight)
         if weight is not None:
             kwargs["sample_weight"] = weight
-        return super().evaluate(x, y, *args, **kwargs)
+        with _state.restored_on_error(self):
+            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x=None, batch_size=None, all_tasks=False, **kwargs):
         """Confidences of the ground-truth task, or of the tasks asked for.
@@ -260,9 +264,10 @@ class Teacher2TaskClassifier(Task):
         num_labels)`. No rows (inputs of length 0, or a dataset of known
         size 0) give an empty result without running the model.
         """
-        return task_predictions.predict(
-            self, super().predict, x, batch_size, all_tasks, **kwargs
-        )
+        with _state.restored_on_error(self):
+            return task_predictions.predict(
+                self, super().predict, x, batch_size, all_tasks, **kwargs
+            )
 
     def predict_step(self, *args):
         # Padded `predict` batches carry their real-row mask as the target;
