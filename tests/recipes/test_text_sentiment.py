@@ -57,6 +57,8 @@ class TextSentimentRecipeTest(TestCase):
         again = text_sentiment.human_labels(labels)
         self.assertAllEqual(seen, ~np.isnan(again))
 
+    # The encoder runs on torch whatever the Keras backend: once is enough.
+    @tensorflow_only_end_to_end
     def test_sentence_encoder_vectors_and_cache(self):
         from recipes import sentence_encoder
 
