@@ -58,6 +58,14 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message=".*T5MultiHeadAttention.*")
     try:
         args.command(args)
+    except ModuleNotFoundError as error:
+        from keras_t2t._extras import missing_module_message
+
+        message = missing_module_message(error)
+        if message is None:
+            raise
+        print(f"keras-t2t {args.name}: error: {message}", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"keras-t2t {args.name}: error: {message}", file=sys.stderr)

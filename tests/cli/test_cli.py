@@ -335,6 +335,25 @@ class CommandLineErrorsTest(TestCase):
             "--eval-every 6 is more than --steps 5",
         )
 
+    def test_a_missing_extra_is_named(self):
+        from contextlib import redirect_stderr
+        from io import StringIO
+        from unittest import mock
+
+        frame = pd.DataFrame({"text": ["a"], "label": [1.0], "vader": [0.2]})
+        path = self.table(frame)
+        stderr = StringIO()
+        # As after `pip install keras-t2t` without the `data` extra.
+        with mock.patch.dict(sys.modules, {"pandas": None}):
+            with redirect_stderr(stderr):
+                code = cli.main(self.fit_args(path, "vader"))
+        self.assertEqual(code, 1)
+        lines = stderr.getvalue().strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("`pandas`", lines[0])
+        self.assertIn('pip install "keras-t2t[data]"', lines[0])
+        self.assertFalse(os.path.exists(self.output))
+
     def test_missing_file(self):
         self.assertExits2(
             self.fit_args(os.path.join(self.root, "nope.csv")),
