@@ -144,6 +144,15 @@ class PRAUC(keras.metrics.Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = ops.cast(y_pred, self.dtype)
         y_true = ops.cast(y_true, self.dtype)
+        if len(y_pred.shape) > 1 and y_pred.shape[-1] not in (
+            None,
+            self.num_labels,
+        ):
+            raise ValueError(
+                f"PRAUC(num_labels={self.num_labels}) received predictions "
+                f"of shape {tuple(y_pred.shape)}: one score per label is "
+                f"{self.num_labels} on the last axis."
+            )
         y_pred = ops.reshape(y_pred, (-1, self.num_labels))
         if y_true.shape[-1] not in (None, self.num_labels) and (
             len(y_true.shape) > 1

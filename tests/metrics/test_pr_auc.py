@@ -120,6 +120,13 @@ class PRAUCTest(TestCase):
         with pytest.raises(ValueError, match=r"num_labels=2.*\(4, 3\)"):
             PRAUC(num_labels=2).update_state(np.zeros((4, 3)), np.zeros((4, 2)))
 
+    def test_predictions_with_another_label_count(self):
+        metric = PRAUC(num_labels=3)
+        with self.assertRaisesRegex(
+            ValueError, r"predictions of shape \(4, 2\)"
+        ):
+            metric.update_state(np.ones((4, 3)), np.ones((4, 2)))
+
     def test_serialization(self):
         metric = PRAUC(num_labels=3, num_thresholds=50, average=None)
         revived = keras.metrics.deserialize(keras.metrics.serialize(metric))
