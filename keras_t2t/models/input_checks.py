@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 
-def check_arrays(model, x, y=None, sample_weight=None):
+def check_arrays(model, x, y=None, sample_weight=None, needs_targets=False):
     """Checks in-memory inputs whole, before they are batched.
 
     `x` a dict of arrays (not tensors) of a model without a preprocessor:
@@ -31,6 +31,12 @@ def check_arrays(model, x, y=None, sample_weight=None):
     ):
         x = {name: np.asarray(value) for name, value in x.items()}
         x = complete_and_check_inputs(model.backbone, x)
+        if y is None and needs_targets:
+            raise ValueError(
+                "`y` is None: training and evaluating on arrays need "
+                "targets, (examples, num_labels) (NaN where a value is "
+                "unknown). Received: y=None"
+            )
         if y is not None and not isinstance(y, tf.Tensor):
             y = check_targets(np.asarray(y), *_target_spec(model))
             _check_slots(model.backbone, x, y)
@@ -168,6 +174,10 @@ def complete_and_check_inputs(backbone, x):
         x["padding_mask"] = backend.ones(
             backend.shape(sequence)[:2], dtype="int32"
         )
+    elif backend is np:
+        x["padding_mask"] = _check_padding_mask(
+            np.asarray(x["padding_mask"]), sequence, sequence_name
+        )
     if backbone.sparse:
         if "task_ids" not in x:
             # Inference asks for the primary task: the ground truth, id 0.
@@ -190,6 +200,32 @@ def complete_and_check_inputs(backbone, x):
         x["teacher_id"], backbone.num_teachers, backend
     )
     return x
+
+
+def _check_padding_mask(mask, sequence, sequence_name):
+    """An array mask: (batch, seq) as the sequence, 0/1 values."""
+    # Another number of examples is `check_lengths`' to name.
+    if mask.ndim != 2 or mask.shape[1] != sequence.shape[1]:
+        raise ValueError(
+            "Input 'padding_mask' must be (batch, seq) with the "
+            f"{sequence.shape[1]} positions of '{sequence_name}'. Received "
+            f"shape {tuple(mask.shape)}."
+        )
+    if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == bool):
+        raise ValueError(
+            "Input 'padding_mask' must hold 0 (padding) and 1 (real "
+            f"positions). Received dtype {mask.dtype}."
+        )
+    bad = (mask != 0) & (mask != 1)
+    if bad.any():
+        row, position = np.argwhere(bad)[0]
+        raise ValueError(
+            "Input 'padding_mask' must hold 0 (padding) and 1 (real "
+            f"positions). Received {mask[row, position].item()!r} at example "
+            f"{row}, "
+            f"position {position}."
+        )
+    return mask
 
 
 def check_targets(y, num_labels, backbone, task_names=None):
@@ -262,6 +298,11 @@ def check_sample_weight(sample_weight):
             bad, sample_weight, f"Bad sample_weight: {rule}.", "(example,)"
         )
     sample_weight = np.asarray(sample_weight)
+    if sample_weight.ndim != 1:
+        raise ValueError(
+            "`sample_weight` must be one weight per example, shape "
+            f"(examples,). Received shape {sample_weight.shape}."
+        )
     if not np.issubdtype(sample_weight.dtype, np.number):
         raise ValueError(
             f"`sample_weight` must be numeric; {rule}. Received dtype "

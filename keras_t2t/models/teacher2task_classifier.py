@@ -209,7 +209,7 @@ class Teacher2TaskClassifier(Task):
         its last backup (see that callback).
         """
         x, y, sample_weight = input_checks.check_arrays(
-            self, x, y, sample_weight
+            self, x, y, sample_weight, needs_targets=True
         )
         if array_inputs.in_memory(x):
             x, validation_data = array_inputs.for_fit(
@@ -242,7 +242,9 @@ class Teacher2TaskClassifier(Task):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         weight = kwargs.pop("sample_weight", None)
-        x, y, weight = input_checks.check_arrays(self, x, y, weight)
+        x, y, weight = input_checks.check_arrays(
+            self, x, y, weight, needs_targets=True
+        )
         if weight is not None:
             kwargs["sample_weight"] = weight
         with _state.restored_on_error(self):

@@ -160,6 +160,28 @@ class TargetAndWeightTest(TestCase):
         with pytest.raises(Exception, match=r"(?s)Bad sample_weight.*-2"):
             tiny_classifier().fit(dataset(x, y, weight), verbose=0)
 
+    def test_padding_mask_shape_and_values(self):
+        x, y = text_arrays()
+        model = text_classifier()
+        x["padding_mask"] = np.ones((8, 7), "int32")
+        with pytest.raises(ValueError, match=r"the 5 positions of 'token_ids'"):
+            model.predict(x, verbose=0)
+        x["padding_mask"] = np.ones((8, 5), "int32")
+        x["padding_mask"][3, 2] = 2
+        with pytest.raises(
+            ValueError, match=r"Received 2 at example 3, position 2"
+        ):
+            model.fit(x, y, verbose=0)
+
+    def test_a_sample_weight_per_example_and_targets_to_train(self):
+        x, y = feature_arrays()
+        model = tiny_classifier()
+        with pytest.raises(ValueError, match=r"Received shape \(8, 2\)"):
+            model.fit(x, y, sample_weight=np.ones((8, 2)), verbose=0)
+        for call in (model.fit, model.evaluate):
+            with pytest.raises(ValueError, match="Received: y=None"):
+                call(x, None, verbose=0)
+
     def test_lengths_must_agree(self):
         x, y = feature_arrays(rows=8)
         with pytest.raises(
