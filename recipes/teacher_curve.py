@@ -127,13 +127,14 @@ def write(rows, args):
     )
     axis.set_xlabel("teachers (k: the first k, in this order)")
     axis.set_ylabel("test PR-AUC")
+    seeds = max(len(row["student"]) for row in rows)
     axis.set_title(
-        f"text_sentiment: teachers added one at a time "
-        f"(student input: {args.student_input})",
+        f"text_sentiment: teachers added one at a time (student input: "
+        f"{args.student_input}; {seeds} seed(s))",
         fontsize=9,
     )
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="lower right")
+    axis.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     figure.savefig(os.path.join(args.output, "teacher_curve.png"), dpi=120)
     plt.close(figure)
