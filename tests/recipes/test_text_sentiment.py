@@ -134,6 +134,8 @@ class TextSentimentRecipeTest(TestCase):
                 "400",
                 "--teachers",
                 "lexicons",
+                "--student-input",
+                "tokens",
                 "--output",
                 output,
             ]
