@@ -250,36 +250,20 @@ def _parser():
         default=0.4,
         help="Share of the labelled rows held out for validation.",
     )
-    fit.add_argument(
-        "--sequence-length",
-        type=_at_least(1),
-        default=64,
-        help="Tokens per text (longer texts are cut).",
-    )
-    fit.add_argument(
-        "--vocabulary-size",
-        type=_at_least(1),
-        default=8000,
-        help="Size of the SentencePiece vocabulary trained on the texts.",
-    )
-    fit.add_argument(
-        "--num-layers", type=_at_least(1), default=2, help="Encoder layers."
-    )
-    fit.add_argument(
-        "--num-heads",
-        type=_at_least(1),
-        default=4,
-        help="Attention heads per encoder layer.",
-    )
-    fit.add_argument(
-        "--hidden-dim", type=_at_least(1), default=128, help="Encoder width."
-    )
-    fit.add_argument(
-        "--intermediate-dim",
-        type=_at_least(1),
-        default=512,
-        help="Width of the encoder's feed-forward layers.",
-    )
+    # The model's sizes: whole numbers >= 1.
+    for flag, default, text in (
+        ("--sequence-length", 64, "Tokens per text (longer texts are cut)."),
+        (
+            "--vocabulary-size",
+            8000,
+            "Size of the SentencePiece vocabulary trained on the texts.",
+        ),
+        ("--num-layers", 2, "Encoder layers."),
+        ("--num-heads", 4, "Attention heads per encoder layer."),
+        ("--hidden-dim", 128, "Encoder width."),
+        ("--intermediate-dim", 512, "Width of the encoder's feed-forward."),
+    ):
+        fit.add_argument(flag, type=_at_least(1), default=default, help=text)
 
     predict = commands.add_parser(
         "predict",
