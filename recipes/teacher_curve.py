@@ -166,10 +166,19 @@ def main(argv=None):
     parser.add_argument(
         "--max-teachers", type=int, default=len(TEACHERS), help="Last k."
     )
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="Draw the points already run; run none.",
+    )
     args, extra = parser.parse_known_args(argv)
-    points = {
-        k: run_point(k, args, extra) for k in range(1, args.max_teachers + 1)
-    }
+    points = {}
+    for k in range(1, args.max_teachers + 1):
+        done = os.path.exists(
+            os.path.join(point_dir(args.output, k), "results.json")
+        )
+        if done or not args.plot_only:
+            points[k] = run_point(k, args, extra)
     write(summarize(points, args.seeds), args)
     return points
 
