@@ -78,16 +78,20 @@ def _read_frame(path, file_format):
         "parquet": pd.read_parquet,
     }
     if file_format not in readers:
-        raise ValueError(
-            f"Unknown `file_format` {file_format!r}; use one of "
-            f"{sorted(set(_FILE_FORMATS.values()))}."
-        )
+        raise _unknown_format(file_format)
     if file_format == "csv":
         _check_csv_header(path)
     try:
         return readers[file_format](path)
     except Exception as error:  # pandas and pyarrow raise many kinds.
         raise _unreadable(path, file_format, error) from error
+
+
+def _unknown_format(file_format):
+    return ValueError(
+        f"Unknown `file_format` {file_format!r}; use one of "
+        f"{sorted(set(_FILE_FORMATS.values()))}."
+    )
 
 
 def _unreadable(path, file_format, error):
@@ -128,8 +132,11 @@ def _first_bad_json_line(path):
 
 def _check_csv_header(path):
     """Raises if a CSV header names a column twice (pandas renames it)."""
-    with tf.io.gfile.GFile(path, "r") as file:
-        header = next(csv.reader([file.readline()]), [])
+    try:
+        with tf.io.gfile.GFile(path, "r") as file:
+            header = next(csv.reader([file.readline()]), [])
+    except UnicodeDecodeError as error:  # Whole and streamed reads alike.
+        raise _unreadable(path, "csv", error) from error
     _check_unique(header, f"The CSV header of {path!r}")
 
 
@@ -150,16 +157,18 @@ def _file_blocks(paths, file_format, block_rows):
         elif file_format == "jsonl":
             chunks = pd.read_json(path, lines=True, chunksize=block_rows)
         else:
-            raise ValueError(
-                f"Unknown `file_format` {file_format!r}; use one of "
-                f"{sorted(set(_FILE_FORMATS.values()))}."
-            )
-        try:
-            with chunks as reader:
-                for chunk in reader:
-                    yield path, _columns(chunk)
-        except (UnicodeDecodeError, ValueError) as error:
-            raise _unreadable(path, file_format, error) from error
+            raise _unknown_format(file_format)
+        with chunks as reader:
+            while True:
+                # Only pandas' reading is the file's fault; `_columns`
+                # raises its own messages.
+                try:
+                    chunk = next(reader, None)
+                except (UnicodeDecodeError, ValueError) as error:
+                    raise _unreadable(path, file_format, error) from error
+                if chunk is None:
+                    break
+                yield path, _columns(chunk)
 
 
 def _file_block_rows(paths, file_format, spec, block_rows):

@@ -278,6 +278,25 @@ class StreamedFilesTest(SourcesTest):
         rows = sources.read_rows(self.path("single.csv"), spec)
         self.assertIsInstance(rows, sources.StreamRows)
 
+    def test_text_that_is_not_utf8_names_the_file_when_streamed(self):
+        from keras_t2t.data import sources
+
+        spec = sources.TableSpec(VOCABULARY, ["text"], "label")
+        for name, content in (
+            ("body.csv", "text,label\ncaf\u00e9,1\n"),
+            ("header.csv", "t\u00e9xt,label\na,1\n"),
+        ):
+            path = self.path(name)
+            with open(path, "wb") as f:
+                f.write(content.encode("latin-1"))
+            with (
+                self.subTest(file=name),
+                pytest.raises(
+                    ValueError, match=rf"{name}: is not UTF-8 text.*save it as"
+                ),
+            ):
+                sources.read_rows(path, spec)
+
     def test_bad_value_in_a_later_block_names_its_row(self):
         frame = to_frame(wide_table(num_rows=15, seed=2))
         frame.loc[9, "vader"] = 7.0
