@@ -27,22 +27,22 @@ def aggregate(teacher_scores, multiclass=False):
         return _aggregate_classes(teacher_scores, mean)
     votes = (np.nan_to_num(teacher_scores) >= 0.5).astype("float32")
     vote = np.where(present, votes, 0).sum(axis=1) / np.maximum(count, 1)
+    fit_snorkel = teacher_scores.shape[1] >= SNORKEL_MIN_TEACHERS
     dawid_skene = np.full(mean.shape, 0.5, "float32")
     snorkel = np.full(mean.shape, 0.5, "float32")
     for label in range(teacher_scores.shape[2]):
         said = np.where(present[:, :, label], votes[:, :, label], -1)
         dawid_skene[:, label] = _dawid_skene(said, 2)[:, 1]
-        if teacher_scores.shape[1] >= SNORKEL_MIN_TEACHERS:
+        if fit_snorkel:
             snorkel[:, label] = _snorkel(said, 2)[:, 1]
     unscored = count == 0
     aggregated = {
         "teacher_mean": np.where(unscored, 0.5, mean),
         "majority_vote": np.where(unscored, 0.5, vote),
         "dawid_skene": dawid_skene,
-        "snorkel": snorkel,
     }
-    if teacher_scores.shape[1] < SNORKEL_MIN_TEACHERS:
-        del aggregated["snorkel"]
+    if fit_snorkel:
+        aggregated["snorkel"] = snorkel
     return aggregated
 
 
@@ -56,14 +56,16 @@ def _aggregate_classes(teacher_scores, mean):
     count = scored.sum(axis=1, keepdims=True)
     uniform = np.full(mean.shape, 1.0 / num_classes, "float32")
     unscored = count == 0
-    return {
+    aggregated = {
         "teacher_mean": np.where(unscored, uniform, mean),
         "majority_vote": np.where(
             unscored, uniform, votes / np.maximum(count, 1)
         ),
         "dawid_skene": _dawid_skene(said, num_classes),
-        "snorkel": _snorkel(said, num_classes),
     }
+    if said.shape[1] >= SNORKEL_MIN_TEACHERS:
+        aggregated["snorkel"] = _snorkel(said, num_classes)
+    return aggregated
 
 
 def _dawid_skene(said, num_classes):
