@@ -37,11 +37,10 @@ import warnings
 
 import numpy as np
 
-# keras, tensorflow, keras_hub, pandas and keras_t2t's own modules are
-# imported by the commands, once the arguments are read: `--help` and a
-# bad argument answer at once.
-
-_QUIET_LOG_LEVEL = "2"  # TensorFlow's C++ log: errors only.
+# keras, tensorflow, keras_hub and pandas are imported by the commands,
+# not here. (`import keras_t2t` still loads Keras and TensorFlow before
+# this module runs: the package imports its subpackages so that loading a
+# `.keras` file finds the classes.)
 
 
 class UsageError(ValueError):
@@ -52,7 +51,6 @@ def main(argv=None):
     """Runs `keras-t2t ARGV`; returns the exit code (2 on bad input)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    _quiet_start()
     # keras-hub's T5 layers pass `mask=` to attention layers that take no
     # Keras mask; the warning is theirs and says nothing about the run.
     warnings.filterwarnings("ignore", message=".*T5MultiHeadAttention.*")
@@ -71,34 +69,6 @@ def main(argv=None):
         print(f"keras-t2t {args.name}: error: {message}", file=sys.stderr)
         return 2
     return 0
-
-
-def _quiet_start():
-    """Imports TensorFlow and Keras without their start-up log.
-
-    Unless the user set `TF_CPP_MIN_LOG_LEVEL` (then their setting rules
-    and nothing is hidden), TensorFlow's C++ log is set to errors only,
-    absl's Python log to errors, and stderr is closed while TensorFlow's
-    libraries load: they log a few lines as they load, before absl logging
-    is set up, whatever `TF_CPP_MIN_LOG_LEVEL` says.
-    """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = _QUIET_LOG_LEVEL
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-    from absl import logging
-
-    logging.set_verbosity(logging.ERROR)
 
 
 def _number(text, kind):

@@ -221,9 +221,8 @@ def _check_padding_mask(mask, sequence, sequence_name):
         row, position = np.argwhere(bad)[0]
         raise ValueError(
             "Input 'padding_mask' must hold 0 (padding) and 1 (real "
-            f"positions). Received {mask[row, position].item()!r} at example "
-            f"{row}, "
-            f"position {position}."
+            f"positions). Received {mask[row, position].item()!r} at "
+            f"example {row}, position {position}."
         )
     return mask
 
