@@ -218,3 +218,7 @@ class PRAUCScoreTest(TestCase):
     def test_shapes_must_match(self):
         with self.assertRaisesRegex(ValueError, "same shape"):
             pr_auc_score(np.zeros((3, 1)), np.zeros(3))
+
+    def test_average_is_macro_or_none(self):
+        with self.assertRaisesRegex(ValueError, "Received: 'micro'"):
+            pr_auc_score([1, 0], [0.9, 0.1], average="micro")
