@@ -20,36 +20,69 @@ from tests.test_case import TestCase
 INPUTS = ["row", "text"]
 
 
-def write_tfrecord(table, path):
+def expand_per_example(source, inputs=INPUTS, ground_truth="label", **kwargs):
+    """`expand` with the test vocabulary, one example per (row, source)."""
+    return expand(
+        source,
+        VOCABULARY,
+        inputs,
+        ground_truth,
+        task_layout="per_example",
+        **kwargs,
+    )
+
+
+def write_examples(path, features):
+    """A TFRecord file of one `tf.train.Example` per dict of features."""
     with tf.io.TFRecordWriter(path) as writer:
-        for i in range(len(table["row"])):
-            feature = {
-                "row": tf.train.Feature(
-                    int64_list=tf.train.Int64List(value=[table["row"][i]])
-                ),
-                "text": tf.train.Feature(
-                    bytes_list=tf.train.BytesList(
-                        value=[table["text"][i].encode()]
-                    )
-                ),
-            }
-            for column in ["label", *VOCABULARY.teachers]:
-                values = np.atleast_1d(table[column][i])
-                feature[column] = tf.train.Feature(
-                    float_list=tf.train.FloatList(value=values)
-                )
+        for feature in features:
             example = tf.train.Example(
                 features=tf.train.Features(feature=feature)
             )
             writer.write(example.SerializeToString())
 
 
+def write_records(path, table, drop=(), as_int=()):
+    """`table` as TFRecord; `drop` holds (row, key) pairs left out."""
+    rows = range(len(table["row"]))
+    write_examples(path, (_features(table, i, drop, as_int) for i in rows))
+
+
+def _features(table, i, drop, as_int):
+    """The features of row `i`: bytes, int64 or float lists by dtype."""
+    feature = {}
+    for name, values in table.items():
+        if (i, name) in drop:
+            continue
+        value = np.atleast_1d(values[i])
+        if value.dtype.kind in "US":
+            kind = tf.train.BytesList(value=[v.encode() for v in value])
+            feature[name] = tf.train.Feature(bytes_list=kind)
+        elif name in as_int and np.isnan(value).any():
+            continue  # No integer for a missing value: no key.
+        elif value.dtype.kind in "iu" or name in as_int:
+            kind = tf.train.Int64List(value=value.astype("int64"))
+            feature[name] = tf.train.Feature(int64_list=kind)
+        else:
+            kind = tf.train.FloatList(value=value)
+            feature[name] = tf.train.Feature(float_list=kind)
+    return feature
+
+
+def write_tfrecord(table, path):
+    """The row, text, label and teacher columns of `table` as TFRecord."""
+    columns = ["row", "text", "label", *VOCABULARY.teachers]
+    write_records(path, {column: table[column] for column in columns})
+
+
 class TableTestCase(TestCase):
     """A small wide table, its expected examples and a temp folder."""
 
+    num_labels = 2
+
     def setUp(self):
         super().setUp()
-        self.table = wide_table(num_rows=15, num_labels=2, seed=5)
+        self.table = wide_table(num_rows=15, num_labels=self.num_labels, seed=5)
         self.expected = expected_examples(self.table)
         self.directory = self.get_temp_dir()
 
@@ -57,10 +90,7 @@ class TableTestCase(TestCase):
         return os.path.join(self.directory, name)
 
     def assert_expands_to_expected(self, source, **kwargs):
-        kwargs.setdefault("ground_truth", "label")
-        dataset = expand(
-            source, VOCABULARY, INPUTS, **kwargs, task_layout="per_example"
-        )
+        dataset = expand_per_example(source, **kwargs)
         self.assertEqual(collect(dataset), self.expected)
 
 
@@ -88,13 +118,7 @@ class SourcesTest(TableTestCase):
         to_frame(table).to_csv(self.path("single.csv"), index=False)
         with open(self.path("single.csv")) as f:
             self.assertIn(",,", f.read())  # NaN is written as an empty cell.
-        dataset = expand(
-            self.path("single.csv"),
-            VOCABULARY,
-            INPUTS,
-            "label",
-            task_layout="per_example",
-        )
+        dataset = expand_per_example(self.path("single.csv"))
         self.assertEqual(collect(dataset), expected_examples(table))
 
     def test_json_lines(self):
@@ -116,19 +140,9 @@ class SourcesTest(TableTestCase):
         frame["features"] = [[list(v) for v in cell] for cell in features]
         frame.to_parquet(self.path("vectors.parquet"))
         inputs = ["row", "features"]
-        read = expand(
-            self.path("vectors.parquet"),
-            VOCABULARY,
-            inputs,
-            "label",
-            task_layout="per_example",
-        )
-        given = expand(
-            {**table, "features": features},
-            VOCABULARY,
-            inputs,
-            "label",
-            task_layout="per_example",
+        read = expand_per_example(self.path("vectors.parquet"), inputs=inputs)
+        given = expand_per_example(
+            {**table, "features": features}, inputs=inputs
         )
         read, given = list(read.as_numpy_iterator()), list(given)
         self.assertEqual(len(read), len(given))
@@ -151,12 +165,8 @@ class SourcesTest(TableTestCase):
         # block is reached.
         with self.assertRaisesRegex(Exception, "Row 6: input 'features'"):
             collect(
-                expand(
-                    self.path("ragged.parquet"),
-                    VOCABULARY,
-                    ["row", "features"],
-                    "label",
-                    task_layout="per_example",
+                expand_per_example(
+                    self.path("ragged.parquet"), inputs=["row", "features"]
                 )
             )
 
@@ -221,39 +231,22 @@ class SourcesTest(TableTestCase):
         with pytest.raises(
             ValueError, match=r"Row \d+: item 'item-\d+' has more than one"
         ):
-            expand(
-                long,
-                VOCABULARY,
-                INPUTS,
-                layout="long",
-                task_layout="per_example",
-            )
+            expand_per_example(long, ground_truth=None, layout="long")
 
     def test_long_layout_unknown_source(self):
         long = to_long(wide_table(num_rows=6, seed=1)).drop(columns="label")
         long.loc[3, "source"] = "gemini"
         with pytest.raises(ValueError, match="Row 3: source 'gemini'"):
-            expand(
-                long,
-                VOCABULARY,
-                INPUTS,
-                layout="long",
-                task_layout="per_example",
-            )
+            expand_per_example(long, ground_truth=None, layout="long")
 
     def test_unknown_file_format(self):
         open(self.path("table.xlsx"), "wb").close()
         with pytest.raises(ValueError, match="suffix"):
-            expand(
-                self.path("table.xlsx"),
-                VOCABULARY,
-                INPUTS,
-                task_layout="per_example",
-            )
+            expand_per_example(self.path("table.xlsx"), ground_truth=None)
 
     def test_unsupported_source(self):
         with pytest.raises(ValueError, match="dict of arrays"):
-            expand([1, 2, 3], VOCABULARY, INPUTS, task_layout="per_example")
+            expand_per_example([1, 2, 3], ground_truth=None)
 
 
 class StreamedFilesTest(SourcesTest):
@@ -301,13 +294,7 @@ class StreamedFilesTest(SourcesTest):
         frame = to_frame(wide_table(num_rows=15, seed=2))
         frame.loc[9, "vader"] = 7.0
         frame.to_csv(self.path("bad.csv"), index=False)
-        dataset = expand(
-            self.path("bad.csv"),
-            VOCABULARY,
-            INPUTS,
-            "label",
-            task_layout="per_example",
-        )
+        dataset = expand_per_example(self.path("bad.csv"))
         with self.assertRaisesRegex(Exception, "Row 9: teacher 'vader'"):
             collect(dataset)
 
@@ -364,9 +351,7 @@ class SeveralFilesTest(TableTestCase):
         frame = to_frame(wide_table(num_rows=15, seed=2))
         frame.loc[11, "vader"] = 7.0  # Row 1 of the third file.
         paths = self.write_parts(frame, "csv")
-        dataset = expand(
-            paths, VOCABULARY, INPUTS, "label", task_layout="per_example"
-        )
+        dataset = expand_per_example(paths)
         with self.assertRaisesRegex(
             Exception, r"Row 11: teacher 'vader'.*part-2\.csv"
         ):
@@ -376,45 +361,26 @@ class SeveralFilesTest(TableTestCase):
         frame = to_frame(wide_table(num_rows=15, seed=2))
         paths = self.write_parts(frame.drop(columns="vader"), "csv")
         with pytest.raises(ValueError, match="no column 'vader'.*part-0"):
-            expand(
-                paths, VOCABULARY, INPUTS, "label", task_layout="per_example"
-            )
+            expand_per_example(paths)
 
     def test_files_of_different_formats_are_an_error(self):
         frame = to_frame(self.table)
         paths = self.write_parts(frame, "csv")[:2]
         paths += self.write_parts(frame, "parquet")[2:]
         with pytest.raises(ValueError, match="share a format"):
-            expand(
-                paths, VOCABULARY, INPUTS, "label", task_layout="per_example"
-            )
+            expand_per_example(paths)
 
     def test_missing_files_are_an_error(self):
         with pytest.raises(ValueError, match="No file matches"):
-            expand(
-                self.path("nothing-*.csv"),
-                VOCABULARY,
-                INPUTS,
-                "label",
-                task_layout="per_example",
-            )
+            expand_per_example(self.path("nothing-*.csv"))
         with pytest.raises(ValueError, match="No file"):
-            expand(
-                [self.path("nothing.csv")],
-                VOCABULARY,
-                INPUTS,
-                "label",
-                task_layout="per_example",
-            )
+            expand_per_example([self.path("nothing.csv")])
 
 
 class TableCheckTest(TableTestCase):
     """No column, row or value is lost without a word."""
 
-    def setUp(self):
-        super().setUp()
-        self.table = wide_table(num_rows=15, seed=5)
-        self.expected = expected_examples(self.table)
+    num_labels = 1
 
     def test_an_unknown_column_is_an_error_unless_ignored(self):
         table = dict(self.table, note=np.array(["x"] * 15))
@@ -427,27 +393,14 @@ class TableCheckTest(TableTestCase):
                 match=r"Column 'note' is not an input.*\['note'\].*"
                 r"`ignore_columns`",
             ):
-                expand(
-                    source,
-                    VOCABULARY,
-                    INPUTS,
-                    "label",
-                    task_layout="per_example",
-                )
+                expand_per_example(source)
             self.assert_expands_to_expected(source, ignore_columns=["note"])
 
     def test_a_teacher_left_out_of_teachers_is_an_error(self):
         with pytest.raises(
             ValueError, match=r"Column 'textblob' is not an input"
         ):
-            expand(
-                self.table,
-                VOCABULARY,
-                INPUTS,
-                "label",
-                teachers=["vader"],
-                task_layout="per_example",
-            )
+            expand_per_example(self.table, teachers=["vader"])
 
     def test_a_label_column_without_ground_truth_is_an_error(self):
         with pytest.raises(
@@ -455,17 +408,13 @@ class TableCheckTest(TableTestCase):
             match=r"Column 'label' looks like the ground truth.*"
             r"ground_truth='label'",
         ):
-            expand(self.table, VOCABULARY, INPUTS, task_layout="per_example")
+            expand_per_example(self.table, ground_truth=None)
         stream = tf.data.Dataset.from_tensor_slices(self.table)
         with pytest.raises(ValueError, match="'label' looks like the ground"):
-            expand(stream, VOCABULARY, INPUTS, task_layout="per_example")
+            expand_per_example(stream, ground_truth=None)
         # Training on the teachers alone, on purpose.
-        dataset = expand(
-            self.table,
-            VOCABULARY,
-            INPUTS,
-            ignore_columns="label",
-            task_layout="per_example",
+        dataset = expand_per_example(
+            self.table, ground_truth=None, ignore_columns="label"
         )
         teacher_only = [e for e in self.expected if e[1] > 0]
         self.assertEqual(collect(dataset), teacher_only)
@@ -487,13 +436,7 @@ class TableCheckTest(TableTestCase):
                 match=rf"Row 0: input 'text' is {value!r}; this column holds "
                 "text",
             ):
-                expand(
-                    dict(self.table, text=texts),
-                    VOCABULARY,
-                    INPUTS,
-                    "label",
-                    task_layout="per_example",
-                )
+                expand_per_example(dict(self.table, text=texts))
 
     def test_a_duplicated_header_is_an_error(self):
         frame = to_frame(self.table)
@@ -507,25 +450,15 @@ class TableCheckTest(TableTestCase):
             match=r"CSV header of '.*twice.csv' names column 'vader' twice "
             r"\(columns \d+ and \d+\).*'vader.1'",
         ):
-            expand(
-                self.path("twice.csv"),
-                VOCABULARY,
-                INPUTS,
-                "label",
-                task_layout="per_example",
-            )
+            expand_per_example(self.path("twice.csv"))
         renamed = frame.rename(columns={"afinn": "vader"})
         with pytest.raises(ValueError, match="DataFrame names column 'vader'"):
-            expand(
-                renamed, VOCABULARY, INPUTS, "label", task_layout="per_example"
-            )
+            expand_per_example(renamed)
         mangled = frame.assign(**{"vader.1": frame["afinn"]})
         with pytest.raises(
             ValueError, match=r"'vader.1' looks like a second 'vader' column"
         ):
-            expand(
-                mangled, VOCABULARY, INPUTS, "label", task_layout="per_example"
-            )
+            expand_per_example(mangled)
 
     def test_an_unknown_tfrecord_feature_is_an_error(self):
         table = dict(self.table)
@@ -538,13 +471,7 @@ class TableCheckTest(TableTestCase):
                 example.features.feature["extra"].float_list.value.append(1)
                 writer.write(example.SerializeToString())
         with pytest.raises(ValueError, match="Column 'extra' is not an input"):
-            expand(
-                self.path("b.tfrecord"),
-                VOCABULARY,
-                INPUTS,
-                "label",
-                task_layout="per_example",
-            )
+            expand_per_example(self.path("b.tfrecord"))
 
 
 class LongTableCheckTest(TestCase):
@@ -558,30 +485,16 @@ class LongTableCheckTest(TestCase):
             ValueError,
             match=r"Row 4: score 'positive' in column 'score' is not a number",
         ):
-            expand(
-                long,
-                VOCABULARY,
-                INPUTS,
-                layout="long",
-                task_layout="per_example",
-            )
+            expand_per_example(long, ground_truth=None, layout="long")
         # A blank cell before it is missing, and does not hide it (the
         # property test found it hidden).
         long.loc[2, "score"] = " "
         with pytest.raises(ValueError, match=r"Row 4: score 'positive'"):
-            expand(
-                long,
-                VOCABULARY,
-                INPUTS,
-                layout="long",
-                task_layout="per_example",
-            )
+            expand_per_example(long, ground_truth=None, layout="long")
         long.loc[2, "score"] = 0.5
         long.loc[4, "score"] = "0.25"  # A number written as text is one.
         long.loc[5, "score"] = None  # Missing.
-        dataset = expand(
-            long, VOCABULARY, INPUTS, layout="long", task_layout="per_example"
-        )
+        dataset = expand_per_example(long, ground_truth=None, layout="long")
         targets = [float(y[0]) for _, y, _ in dataset.as_numpy_iterator()]
         self.assertIn(0.25, targets)
         self.assertEqual(len(targets), len(long) - 1)
@@ -597,13 +510,11 @@ class LongTableCheckTest(TestCase):
                 match=rf"Row 3: label index {bad} in column 'label' is not a "
                 "whole number",
             ):
-                expand(
+                expand_per_example(
                     frame,
-                    VOCABULARY,
-                    INPUTS,
+                    ground_truth=None,
                     layout="long",
                     label_column="label",
-                    task_layout="per_example",
                 )
 
     def test_a_missing_item_id_is_an_error(self):
@@ -612,13 +523,7 @@ class LongTableCheckTest(TestCase):
         with pytest.raises(
             ValueError, match=r"Row 2: the item id in column 'item' is missing"
         ):
-            expand(
-                long,
-                VOCABULARY,
-                INPUTS,
-                layout="long",
-                task_layout="per_example",
-            )
+            expand_per_example(long, ground_truth=None, layout="long")
 
     def test_one_item_with_two_inputs_is_an_error(self):
         long = self.long()
@@ -631,48 +536,13 @@ class LongTableCheckTest(TestCase):
             match=rf"Item '{item}': input 'text' is '.*' in row {rows[0]} and "
             rf"'another text' in row {rows[-1]}",
         ):
-            expand(
-                long,
-                VOCABULARY,
-                INPUTS,
-                layout="long",
-                task_layout="per_example",
-            )
-
-
-def write_records(path, table, drop=(), as_int=()):
-    """`table` as TFRecord; `drop` holds (row, key) pairs left out."""
-    with tf.io.TFRecordWriter(path) as writer:
-        for i in range(len(table["row"])):
-            feature = {}
-            for name, values in table.items():
-                if (i, name) in drop:
-                    continue
-                value = np.atleast_1d(values[i])
-                if value.dtype.kind in "US":
-                    kind = tf.train.BytesList(value=[v.encode() for v in value])
-                    feature[name] = tf.train.Feature(bytes_list=kind)
-                elif name in as_int and np.isnan(value).any():
-                    continue  # No integer for a missing value: no key.
-                elif value.dtype.kind in "iu" or name in as_int:
-                    kind = tf.train.Int64List(value=value.astype("int64"))
-                    feature[name] = tf.train.Feature(int64_list=kind)
-                else:
-                    kind = tf.train.FloatList(value=value)
-                    feature[name] = tf.train.Feature(float_list=kind)
-            example = tf.train.Example(
-                features=tf.train.Features(feature=feature)
-            )
-            writer.write(example.SerializeToString())
+            expand_per_example(long, ground_truth=None, layout="long")
 
 
 class StreamCheckTest(TableTestCase):
     """Streamed tables (TFRecord, tf.data) name the record or column."""
 
-    def setUp(self):
-        super().setUp()
-        self.table = wide_table(num_rows=15, seed=5)
-        self.expected = expected_examples(self.table)
+    num_labels = 1
 
     def test_a_key_missing_from_the_first_records_is_found_later(self):
         # The first records of a teacher that did not score them are
@@ -681,52 +551,27 @@ class StreamCheckTest(TableTestCase):
         table = dict(self.table, afinn=self.table["afinn"].copy())
         table["afinn"][:8] = np.nan
         write_records(self.path("late.tfrecord"), table, drop=unscored)
-        dataset = expand(
-            self.path("late.tfrecord"),
-            VOCABULARY,
-            INPUTS,
-            "label",
-            task_layout="per_example",
-        )
+        dataset = expand_per_example(self.path("late.tfrecord"))
         self.assertEqual(collect(dataset), expected_examples(table))
 
     def test_a_source_key_missing_from_later_records_is_missing(self):
         table = dict(self.table, vader=self.table["vader"].copy())
         table["vader"][10] = np.nan
         write_records(self.path("gaps.tfrecord"), table, drop={(10, "vader")})
-        dataset = expand(
-            self.path("gaps.tfrecord"),
-            VOCABULARY,
-            INPUTS,
-            "label",
-            task_layout="per_example",
-        )
+        dataset = expand_per_example(self.path("gaps.tfrecord"))
         self.assertEqual(collect(dataset), expected_examples(table))
         # An integer ground truth: a record without it is unlabelled.
         unlabelled = np.isnan(self.table["label"])
         self.assertTrue(unlabelled[5:].any() and not unlabelled.all())
         write_records(self.path("int.tfrecord"), self.table, as_int=["label"])
-        dataset = expand(
-            self.path("int.tfrecord"),
-            VOCABULARY,
-            INPUTS,
-            "label",
-            task_layout="per_example",
-        )
+        dataset = expand_per_example(self.path("int.tfrecord"))
         self.assertEqual(collect(dataset), self.expected)
 
     def test_an_input_key_missing_from_a_later_record_names_it(self):
         for key in ("text", "row"):
             path = self.path(f"no_{key}.tfrecord")
             write_records(path, self.table, drop={(11, key)})
-            dataset = expand(
-                path,
-                VOCABULARY,
-                INPUTS,
-                "label",
-                batch_size=4,
-                task_layout="per_example",
-            )
+            dataset = expand_per_example(path, batch_size=4)
             with pytest.raises(
                 tf.errors.InvalidArgumentError,
                 match=rf"Record\] \[11\].*input key {key} is missing",
@@ -740,13 +585,7 @@ class StreamCheckTest(TableTestCase):
         write_records(self.path("longer.tfrecord"), table)
         # Past the records the layout is read off.
         with mock.patch.object(sources, "_LAYOUT_RECORDS", 5):
-            dataset = expand(
-                self.path("longer.tfrecord"),
-                VOCABULARY,
-                INPUTS,
-                "label",
-                task_layout="per_example",
-            )
+            dataset = expand_per_example(self.path("longer.tfrecord"))
         with pytest.raises(
             tf.errors.InvalidArgumentError,
             match=r"Name: record 12, Key: vader, .*Values size: 2",
@@ -761,41 +600,22 @@ class StreamCheckTest(TableTestCase):
             match=r"None of the first 15 records of the TFRecord table "
             r"'.*none.tfrecord' has a key 'textblob' \(teacher 'textblob'\)",
         ):
-            expand(
-                self.path("none.tfrecord"),
-                VOCABULARY,
-                INPUTS,
-                "label",
-                task_layout="per_example",
-            )
+            expand_per_example(self.path("none.tfrecord"))
 
     def test_a_key_of_two_lengths_is_an_error(self):
-        with tf.io.TFRecordWriter(self.path("two.tfrecord")) as writer:
-            for i in range(15):
-                scores = [0.5, 0.5] if i == 6 else [0.5]
-                feature = {
-                    "row": tf.train.Feature(
-                        int64_list=tf.train.Int64List(value=[i])
-                    ),
-                    "vader": tf.train.Feature(
-                        float_list=tf.train.FloatList(value=scores)
-                    ),
-                }
-                example = tf.train.Example(
-                    features=tf.train.Features(feature=feature)
-                )
-                writer.write(example.SerializeToString())
+        vader = [[0.5, 0.5] if i == 6 else [0.5] for i in range(15)]
+        table = {"row": np.arange(15), "vader": np.array(vader, dtype=object)}
+        write_records(self.path("two.tfrecord"), table)
         with pytest.raises(
             ValueError,
             match=r"Record 6 of the TFRecord table .*: key 'vader' holds 2 "
             r"float32 value\(s\); record 0 holds 1 float32 value\(s\)",
         ):
-            expand(
+            expand_per_example(
                 self.path("two.tfrecord"),
-                VOCABULARY,
-                "row",
+                inputs="row",
+                ground_truth=None,
                 teachers=["vader"],
-                task_layout="per_example",
             )
 
     def test_a_text_score_column_is_an_error_naming_it(self):
@@ -806,27 +626,17 @@ class StreamCheckTest(TableTestCase):
             match=r"Column 'vader' \(teacher 'vader'\) of the tf.data source "
             r"holds string values; scores and labels must be numbers",
         ):
-            expand(
-                stream, VOCABULARY, INPUTS, "label", task_layout="per_example"
-            )
+            expand_per_example(stream)
         write_records(self.path("text.tfrecord"), table)
         with pytest.raises(
             ValueError,
             match=r"Column 'vader' \(teacher 'vader'\) of the TFRecord file "
             r"'.*text.tfrecord' holds string values",
         ):
-            expand(
-                self.path("text.tfrecord"),
-                VOCABULARY,
-                INPUTS,
-                "label",
-                task_layout="per_example",
-            )
+            expand_per_example(self.path("text.tfrecord"))
         truth = dict(self.table, label=self.table["label"].astype(str))
         stream = tf.data.Dataset.from_tensor_slices(truth)
         with pytest.raises(
             ValueError, match=r"Column 'label' \(the ground truth\)"
         ):
-            expand(
-                stream, VOCABULARY, INPUTS, "label", task_layout="per_example"
-            )
+            expand_per_example(stream)
