@@ -22,20 +22,11 @@ nan = np.nan
 ABC = keras_t2t.TeacherVocabulary(["a", "b", "c"])
 STUDENT_VOCABULARY = keras_t2t.TeacherVocabulary(["calm", "bold", "biased"])
 FEATURES = ["features", "padding_mask"]
-ARRAYS = [
-    "scored",
-    "coverage",
-    "overlap",
-    "conflict",
-    "mean_score",
-    "labelled_scored",
-    "pr_auc",
-    "ece",
-    "pair_scored",
-    "pair_conflict",
-    "labelled",
-    "positives",
-]
+# A report's per-teacher statistics, in the order of its frame's columns.
+PER_TEACHER = (
+    "scored coverage overlap conflict mean_score labelled_scored pr_auc ece"
+).split()
+ARRAYS = [*PER_TEACHER, "pair_scored", "pair_conflict", "labelled", "positives"]
 
 
 def hand_table():
@@ -48,6 +39,13 @@ def hand_table():
         "b": np.array([0.8, 0.7, nan, 0.3, 0.1, nan], "float32"),
         "c": np.array([nan, 0.4, nan, 0.9, nan, nan], "float32"),
     }
+
+
+def abc_report(table, **options):
+    """The report of a table of teachers a, b, c, `text` and `label`."""
+    return teacher_report(
+        table, ABC, inputs="text", ground_truth="label", **options
+    )
 
 
 def student_table(num_rows=96, seed=0, num_labels=1):
@@ -65,6 +63,14 @@ def student_table(num_rows=96, seed=0, num_labels=1):
         for name in ["label", *STUDENT_VOCABULARY.teachers]:
             table[name] = table[name][:, 0]
     return table
+
+
+def student_classifier(task_layout):
+    """A tiny classifier for the student table's three teachers."""
+    return tiny_classifier(
+        tiny_backbone(task_layout=task_layout),
+        teacher_vocabulary=STUDENT_VOCABULARY,
+    )
 
 
 def trained(classifier, table):
@@ -112,13 +118,7 @@ class TeacherReportTest(TestCase):
             self.assertGreater(len(data), 5_000, path)
 
     def test_six_rows_by_hand(self):
-        report = teacher_report(
-            hand_table(),
-            ABC,
-            inputs="text",
-            ground_truth="label",
-            min_labelled=1,
-        )
+        report = abc_report(hand_table(), min_labelled=1)
         self.assertIsInstance(report, TeacherReport)
         self.assertEqual(report.num_rows, 6)
         self.assertEqual(report.rows_without_teacher, 1)  # Row 5.
@@ -156,14 +156,8 @@ class TeacherReportTest(TestCase):
         self.assertIsNone(report.task_similarity)
 
     def test_bins_threshold_and_too_few_labelled_rows(self):
-        report = teacher_report(
-            hand_table(),
-            ABC,
-            inputs="text",
-            ground_truth="label",
-            num_bins=2,
-            threshold=0.35,
-            min_labelled=3,
+        report = abc_report(
+            hand_table(), num_bins=2, threshold=0.35, min_labelled=3
         )
         # b in two bins: (0.8, 0.7) against (1, 0), (0.3, 0.1) against
         # (1, 0): (|1.5 - 1| + |0.4 - 1|) / 4.
@@ -186,28 +180,10 @@ class TeacherReportTest(TestCase):
         )
 
     def test_frame_and_markdown(self):
-        report = teacher_report(
-            hand_table(),
-            ABC,
-            inputs="text",
-            ground_truth="label",
-            min_labelled=1,
-        )
+        report = abc_report(hand_table(), min_labelled=1)
         frame = report.to_frame()
         self.assertEqual(
-            list(frame.columns),
-            [
-                "teacher",
-                "label",
-                "scored",
-                "coverage",
-                "overlap",
-                "conflict",
-                "mean_score",
-                "labelled_scored",
-                "pr_auc",
-                "ece",
-            ],
+            list(frame.columns), ["teacher", "label", *PER_TEACHER]
         )
         self.assertEqual(frame["teacher"].tolist(), ["a", "b", "c"])
         self.assertAllClose(frame["pr_auc"], [1.0, 5 / 6, 1.0])
@@ -220,13 +196,7 @@ class TeacherReportTest(TestCase):
         self.assertIn("| b | 0.333 | - | 1.000 |", markdown)
         self.assertIn("6 rows, 4 with ground truth, 2 positive", markdown)
         self.assertEqual(str(report), markdown)
-        few = teacher_report(
-            hand_table(),
-            ABC,
-            inputs="text",
-            ground_truth="label",
-            min_labelled=3,
-        ).to_markdown()
+        few = abc_report(hand_table(), min_labelled=3).to_markdown()
         self.assertIn(
             "| c | 2 | 0.333 | 0.333 | 0.333 | 0.650 | 2 | n/a |", few
         )
@@ -315,9 +285,7 @@ class TeacherReportTest(TestCase):
     def test_a_teacher_that_scored_nothing(self):
         table = hand_table()
         table["c"][:] = nan
-        report = teacher_report(
-            table, ABC, inputs="text", ground_truth="label", min_labelled=1
-        )
+        report = abc_report(table, min_labelled=1)
         self.assertAllEqual(report.scored[:, 0], [4, 4, 0])
         self.assertAllClose(report.coverage[:, 0], [4 / 6, 4 / 6, 0])
         self.assertAllClose(report.overlap[:, 0], [3 / 6, 3 / 6, 0])
@@ -371,15 +339,13 @@ class TeacherReportTest(TestCase):
         )
         # An empty label column reads the same.
         table["label"] = np.full(6, nan, "float32")
-        empty = teacher_report(table, ABC, inputs="text", ground_truth="label")
+        empty = abc_report(table)
         self.assertSameReport(empty, report)
 
     def test_no_positive_label(self):
         table = hand_table()
         table["label"] = np.where(np.isnan(table["label"]), nan, 0.0)
-        report = teacher_report(
-            table, ABC, inputs="text", ground_truth="label", min_labelled=1
-        )
+        report = abc_report(table, min_labelled=1)
         self.assertTrue(np.isnan(report.pr_auc).all())
         # ECE needs no positive: a's scores 0.9, 0.2, 0.1 against 0.
         self.assertAllClose(report.ece[0, 0], 1.2 / 3, atol=1e-6)
@@ -391,17 +357,12 @@ class TeacherReportTest(TestCase):
         table = {"text": np.array(["x", "y"]), "label": np.full(2, nan)}
         for name in ABC.teachers:
             table[name] = np.full(2, nan)
-        report = teacher_report(table, ABC, inputs="text", ground_truth="label")
+        report = abc_report(table)
         self.assertAllEqual(report.scored, np.zeros((3, 1)))
         self.assertEqual(report.rows_without_teacher, 2)
         self.assertEqual(len(report.notes), 4)
         with self.assertRaisesRegex(ValueError, "no rows"):
-            teacher_report(
-                {k: v[:0] for k, v in table.items()},
-                ABC,
-                inputs="text",
-                ground_truth="label",
-            )
+            abc_report({k: v[:0] for k, v in table.items()})
 
     def test_several_labels_are_each_their_own_table(self):
         table = wide_table(num_rows=200, num_labels=2, seed=4)
@@ -453,10 +414,7 @@ class TeacherReportTest(TestCase):
         ]:
             with self.assertRaisesRegex(ValueError, f"`{name}`"):
                 teacher_report(table, ABC, **options, **{name: value})
-        classifier = tiny_classifier(
-            tiny_backbone(task_layout="packed"),
-            teacher_vocabulary=STUDENT_VOCABULARY,
-        )
+        classifier = student_classifier("packed")
         with self.assertRaisesRegex(ValueError, "trained on the teachers"):
             teacher_report(table, ABC, **options, classifier=classifier)
         two_labels = tiny_classifier(
@@ -480,6 +438,12 @@ class TeacherReportTest(TestCase):
 class StudentReportTest(TestCase):
     def assertPictures(self, paths, names):
         TeacherReportTest.assertPictures(self, paths, names)
+
+    def assertTaskSimilarity(self, report, layer):
+        """The report's task similarity: cosines of the layer's embeddings."""
+        embeddings = np.asarray(ops.convert_to_numpy(layer.embeddings))
+        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+        self.assertAllClose(report.task_similarity, unit @ unit.T, atol=1e-6)
 
     def check_student(self, classifier, table, report):
         scored = ~np.isnan(
@@ -520,10 +484,7 @@ class StudentReportTest(TestCase):
     def test_packed_student_with_a_combination(self):
         table = student_table(seed=0)
         classifier = trained(
-            tiny_classifier(
-                tiny_backbone(task_layout="packed"),
-                teacher_vocabulary=STUDENT_VOCABULARY,
-            ),
+            student_classifier("packed"),
             table,
         )
         labelled = ~np.isnan(table["label"])
@@ -543,9 +504,7 @@ class StudentReportTest(TestCase):
         self.assertEqual(
             report.combination_weights, classifier.combination.weights
         )
-        embeddings = embeddings_of(classifier.backbone.task_tokens)
-        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-        self.assertAllClose(report.task_similarity, unit @ unit.T, atol=1e-6)
+        self.assertTaskSimilarity(report, classifier.backbone.task_tokens)
         self.assertAllClose(np.diag(report.task_similarity), np.ones(4))
         frame = report.to_frame()
         self.assertAllClose(
@@ -577,16 +536,11 @@ class StudentReportTest(TestCase):
         self.assertIsNone(report.combination_weights)
         self.assertNotIn("combination_weight", report.to_frame().columns)
         self.assertIn("read by task 0", report.to_markdown())
-        embeddings = embeddings_of(classifier.backbone.teacher_embedding)
-        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-        self.assertAllClose(report.task_similarity, unit @ unit.T, atol=1e-6)
+        self.assertTaskSimilarity(report, classifier.backbone.teacher_embedding)
 
     def test_sparse_student_reads_each_row_s_own_tasks(self):
         table = student_table(seed=4)
-        classifier = tiny_classifier(
-            tiny_backbone(task_layout="sparse"),
-            teacher_vocabulary=STUDENT_VOCABULARY,
-        )
+        classifier = student_classifier("sparse")
         labelled = ~np.isnan(table["label"])
         classifier.fit_combination(
             {name: table[name][labelled] for name in FEATURES},
@@ -607,9 +561,7 @@ class StudentReportTest(TestCase):
             self.assertNotIn("all_tasks", call.kwargs)
         self.check_student(classifier, table, report)
         self.assertIsNotNone(classifier.combination)
-        embeddings = embeddings_of(classifier.backbone.task_tokens)
-        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-        self.assertAllClose(report.task_similarity, unit @ unit.T, atol=1e-6)
+        self.assertTaskSimilarity(report, classifier.backbone.task_tokens)
 
     def test_student_on_a_table_with_no_ground_truth_and_a_silent_teacher(
         self,
@@ -617,10 +569,7 @@ class StudentReportTest(TestCase):
         table = student_table(seed=3)
         del table["label"]
         table["bold"][:] = nan
-        classifier = tiny_classifier(
-            tiny_backbone(task_layout="packed"),
-            teacher_vocabulary=STUDENT_VOCABULARY,
-        )
+        classifier = student_classifier("packed")
         report = teacher_report(
             table, STUDENT_VOCABULARY, inputs=FEATURES, classifier=classifier
         )
@@ -642,10 +591,6 @@ class StudentReportTest(TestCase):
             report.plot(self.get_temp_dir()),
             ["reliability", "conflict", "task_similarity"],
         )
-
-
-def embeddings_of(layer):
-    return np.asarray(ops.convert_to_numpy(layer.embeddings))
 
 
 class TextStudentReportTest(TestCase):
