@@ -13,40 +13,30 @@ import types
 import keras_t2t
 from tests.test_case import TestCase
 
+# Each package's names, space-separated in sorted order.
 PUBLIC_API = {
-    "keras_t2t": ["TeacherVocabulary", "__version__"],
-    "keras_t2t.callbacks": ["BackupAndRestore", "BestOnValidation"],
-    "keras_t2t.data": [
-        "ExpansionSummary",
-        "TextPreprocessor",
-        "expand",
-        "expand_arrays",
-        "read_sequences",
-        "read_table",
-        "read_targets",
-        "save_as_tfds",
-        "summarize",
-        "train_sentencepiece",
-    ],
-    "keras_t2t.datasets": ["make_synthetic_teachers"],
-    "keras_t2t.diagnostics": ["TeacherReport", "teacher_report"],
-    "keras_t2t.export": ["export_saved_model"],
-    "keras_t2t.layers": [
-        "InputMasking",
-        "TaskTokens",
-        "TeacherEmbedding",
-        "TeacherShrinkage",
-    ],
-    "keras_t2t.losses": ["MaskedMultiTaskLoss"],
-    "keras_t2t.metrics": ["PRAUC", "pr_auc_score"],
-    "keras_t2t.models": [
-        "TaskCombination",
-        "Teacher2TaskBackbone",
-        "Teacher2TaskClassifier",
-        "Teacher2TaskPreprocessor",
-        "Teacher2TaskPretrainer",
-        "load_model",
-    ],
+    package: names.split()
+    for package, names in {
+        "keras_t2t": "TeacherVocabulary __version__",
+        "keras_t2t.callbacks": "BackupAndRestore BestOnValidation",
+        "keras_t2t.data": (
+            "ExpansionSummary TextPreprocessor expand expand_arrays "
+            "read_sequences read_table read_targets save_as_tfds summarize "
+            "train_sentencepiece"
+        ),
+        "keras_t2t.datasets": "make_synthetic_teachers",
+        "keras_t2t.diagnostics": "TeacherReport teacher_report",
+        "keras_t2t.export": "export_saved_model",
+        "keras_t2t.layers": (
+            "InputMasking TaskTokens TeacherEmbedding TeacherShrinkage"
+        ),
+        "keras_t2t.losses": "MaskedMultiTaskLoss",
+        "keras_t2t.metrics": "PRAUC pr_auc_score",
+        "keras_t2t.models": (
+            "TaskCombination Teacher2TaskBackbone Teacher2TaskClassifier "
+            "Teacher2TaskPreprocessor Teacher2TaskPretrainer load_model"
+        ),
+    }.items()
 }
 SUBPACKAGES = [name.split(".")[1] for name in PUBLIC_API if "." in name]
 
