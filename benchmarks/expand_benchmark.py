@@ -14,17 +14,16 @@ run, at 100k and 1M rows: the expansion streams, so its peak memory must not
 grow with the row count.
 
 Usage:
-    python benchmarks/expand_benchmark.py [--rows 100000 1000000]
+    python -m benchmarks.expand_benchmark [--rows 100000 1000000]
 """
 
 import argparse
-import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
+
+from benchmarks.measure import child_result
+from benchmarks.measure import print_result
 
 TEACHERS = ["vader", "textblob", "afinn"]
 BATCH_SIZE = 1024
@@ -97,27 +96,11 @@ def run(mode, path):
         lambda total, element: total + tf.cast(element[1], tf.int64),
     )
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {
-                "mode": mode,
-                "elements": int(count),
-                "seconds": seconds,
-                "peak_mb": peak_mb,
-            }
-        )
-    )
+    print_result(mode=mode, elements=int(count), seconds=seconds)
 
 
 def measure(mode, path):
-    output = subprocess.run(
-        [sys.executable, __file__, "--run", mode, path],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return child_result("benchmarks.expand_benchmark", "--run", mode, path)
 
 
 def main():

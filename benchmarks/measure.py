@@ -1,8 +1,13 @@
-"""Timing and memory helpers shared by the training benchmarks."""
+"""Timing and memory helpers shared by the benchmarks."""
 
+import json
+import os
+import resource
 import subprocess
 import sys
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Printed by a child after its work: its own peak resident memory. (The
 # `ru_maxrss` of `getrusage` keeps the parent's peak across fork and exec
@@ -23,6 +28,27 @@ def step_ms(model, data, steps):
     for _ in range(steps):
         model.train_on_batch(x, y)
     return 1000 * (time.perf_counter() - start) / steps
+
+
+def print_result(**result):
+    """Prints `result` and this process's peak memory as one JSON line."""
+    result["peak_mb"] = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    print(json.dumps(result))
+
+
+def child_result(module, *args):
+    """Runs `python -m module *args` from the repository root in a fresh
+    process; returns the JSON object of the last line it printed."""
+    output = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def child_peak_rss_mb(code):

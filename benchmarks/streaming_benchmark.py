@@ -17,19 +17,18 @@ run of the same format (flat memory: near 1), and streamed rows/s over the
 whole-file rows/s at the small size.
 
 Usage:
-    python benchmarks/streaming_benchmark.py [--rows 500000 5000000]
+    python -m benchmarks.streaming_benchmark [--rows 500000 5000000]
         [--parquet-files 5]
 """
 
 import argparse
-import json
 import os
-import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
+
+from benchmarks.measure import child_result
+from benchmarks.measure import print_result
 
 TEACHERS = ["vader", "textblob", "afinn"]
 BATCH_SIZE = 1024
@@ -104,22 +103,11 @@ def run(mode, paths):
         lambda total, size: total + tf.cast(size, tf.int64),
     )
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {"examples": int(count), "seconds": seconds, "peak_mb": peak_mb}
-        )
-    )
+    print_result(examples=int(count), seconds=seconds)
 
 
 def measure(mode, paths):
-    output = subprocess.run(
-        [sys.executable, __file__, "--run", mode, *paths],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return child_result("benchmarks.streaming_benchmark", "--run", mode, *paths)
 
 
 def main():
