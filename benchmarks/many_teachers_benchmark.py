@@ -114,12 +114,8 @@ def rows_per_step(form):
 
 def peak_rss(form, steps):
     """Peak RSS (MB) of a fresh process training `form` for `steps`."""
-    return measure.child_peak_rss_mb(
-        "import numpy as np\n"
-        "import benchmarks.many_teachers_benchmark as b\n"
-        f"model = b.build({form!r})\n"
-        f"b.step_ms(model, b.batch({form!r}, np.random.default_rng(0)), "
-        f"{steps})"
+    return measure.training_peak_rss_mb(
+        "benchmarks.many_teachers_benchmark", [form], steps
     )
 
 

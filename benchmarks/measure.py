@@ -51,6 +51,19 @@ def child_result(module, *args):
     return json.loads(output.strip().splitlines()[-1])
 
 
+def training_peak_rss_mb(module, args, steps):
+    """Peak RSS (MB) of a fresh process training `module.build(*args)` on
+    `module.batch(*args, rng)` for `steps` steps."""
+    arguments = ", ".join(map(repr, args))
+    return child_peak_rss_mb(
+        "import numpy as np\n"
+        f"import {module} as b\n"
+        f"model = b.build({arguments})\n"
+        f"data = b.batch({arguments}, np.random.default_rng(0))\n"
+        f"b.step_ms(model, data, {steps})"
+    )
+
+
 def child_peak_rss_mb(code):
     """Peak RSS (MB) of a fresh Python process running `code`."""
     result = subprocess.run(

@@ -101,12 +101,8 @@ def time_forms(num_teachers, rounds, steps):
 
 def peak_rss(form, num_teachers, steps):
     """Peak RSS (MB) of a fresh process training `form` for `steps`."""
-    return measure.child_peak_rss_mb(
-        "import numpy as np\n"
-        "import benchmarks.packed_benchmark as b\n"
-        f"model = b.build({form!r}, {num_teachers})\n"
-        f"data = b.batch({form!r}, {num_teachers}, np.random.default_rng(0))\n"
-        f"b.step_ms(model, data, {steps})"
+    return measure.training_peak_rss_mb(
+        "benchmarks.packed_benchmark", [form, num_teachers], steps
     )
 
 
