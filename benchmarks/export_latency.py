@@ -25,6 +25,11 @@ import tensorflow as tf
 
 import keras_t2t
 
+# A 2 x 128 encoder, the backbone's default dropout.
+SIZE = dict(
+    num_layers=2, num_heads=4, hidden_dim=128, intermediate_dim=512, dropout=0.1
+)
+
 
 def median_seconds(fn, repeats):
     fn()  # Warm up (tracing, compilation).
@@ -50,16 +55,11 @@ def main():
     proto = keras_t2t.data.train_sentencepiece(texts, vocabulary_size=500)
     tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
     preprocessor = keras_t2t.data.TextPreprocessor(tokenizer, 64)
-    # A 2 x 128 encoder, the backbone's default dropout.
     backbone = keras_t2t.models.Teacher2TaskBackbone(
         num_teachers=3,
         task_layout="per_example",
         vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=2,
-        num_heads=4,
-        hidden_dim=128,
-        intermediate_dim=512,
-        dropout=0.1,
+        **SIZE,
     )
     classifier = keras_t2t.models.Teacher2TaskClassifier(
         backbone, preprocessor=preprocessor
