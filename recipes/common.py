@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from recipes import classical
 from recipes.aggregation import aggregate
 from recipes.aggregation import pseudo_labels
 from recipes.evaluation import pr_auc
@@ -170,6 +171,26 @@ class Task:
         self.groups = groups
         self.multiclass = multiclass
         self.label_names = list(label_names or [])
+
+
+def sequence_task(name, sequences, pixels, classical_name, **fields):
+    """A `Task` whose rows are sequences of feature vectors, every position
+    present (an image's patches, a clip's frames), with a logistic
+    regression on each row's `pixels`, flattened, as its classical
+    reference. `fields` are the `Task`'s other arguments."""
+    return Task(
+        name=name,
+        inputs={
+            "features": sequences,
+            "padding_mask": np.ones(sequences.shape[:2], "int32"),
+        },
+        backbone_args={"feature_dim": sequences.shape[-1]},
+        classical=classical.logistic_regression(
+            pixels.reshape(len(pixels), -1)
+        ),
+        classical_name=classical_name,
+        **fields,
+    )
 
 
 def split_rows(num_rows, args, seed, groups=None):

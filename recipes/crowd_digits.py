@@ -42,7 +42,6 @@ import time
 import keras
 import numpy as np
 
-from recipes import classical
 from recipes import common
 from recipes import image_digits
 from recipes.aggregation import CROWD_AGGREGATIONS
@@ -232,22 +231,16 @@ def build_task(images, digits, crowd):
     """The crowd's `common.Task`: patches in, one-hot digits out."""
     patches = image_digits.to_patches(images)
     width = len(str(crowd.num_annotators - 1))
-    return common.Task(
-        name="crowd_digits",
-        inputs={
-            "features": patches,
-            "padding_mask": np.ones(patches.shape[:2], "int32"),
-        },
+    return common.sequence_task(
+        "crowd_digits",
+        patches,
+        images,
+        "pixel logistic regression",
         labels=np.eye(NUM_CLASSES, dtype="float32")[digits],
         teacher_scores=crowd.scores(),
         teacher_names=[
             f"annotator_{j:0{width}d}" for j in range(crowd.num_annotators)
         ],
-        backbone_args={"feature_dim": patches.shape[-1]},
-        classical=classical.logistic_regression(
-            images.reshape(len(images), -1)
-        ),
-        classical_name="pixel logistic regression",
         multiclass=True,
     )
 

@@ -23,7 +23,6 @@ import argparse
 
 import numpy as np
 
-from recipes import classical
 from recipes import common
 
 TEACHERS = ("logistic_small", "knn_low_res", "naive_bayes", "top_half", "human")
@@ -86,20 +85,14 @@ def build_task(args):
     labels = np.eye(10, dtype="float32")[digits]
     _, train = common.test_split(len(images), args)
     patches = to_patches(images)
-    return common.Task(
-        name="image_digits",
-        inputs={
-            "features": patches,
-            "padding_mask": np.ones(patches.shape[:2], "int32"),
-        },
+    return common.sequence_task(
+        "image_digits",
+        patches,
+        images,
+        "pixel logistic regression",
         labels=labels,
         teacher_scores=teacher_scores(images, digits, train),
         teacher_names=TEACHERS,
-        backbone_args={"feature_dim": patches.shape[-1]},
-        classical=classical.logistic_regression(
-            images.reshape(len(images), -1)
-        ),
-        classical_name="pixel logistic regression",
         multiclass=True,
     )
 

@@ -32,7 +32,6 @@ import argparse
 
 import numpy as np
 
-from recipes import classical
 from recipes import common
 from recipes.image_digits import load_images
 
@@ -144,12 +143,11 @@ def build_task(args):
     # The frame models never train on an image that a test clip shows.
     test, _ = common.test_split(len(picks), args, groups)
     allowed = np.setdiff1d(np.arange(len(images)), picks[test].ravel())
-    return common.Task(
-        name="video_clips",
-        inputs={
-            "features": frames,
-            "padding_mask": np.ones(frames.shape[:2], "int32"),
-        },
+    return common.sequence_task(
+        "video_clips",
+        frames,
+        frames,
+        "frame-pixel logistic regression",
         labels=labels[:, None],
         teacher_scores=teacher_scores(
             images,
@@ -161,11 +159,6 @@ def build_task(args):
             shift=args.shift,
         ),
         teacher_names=TEACHERS,
-        backbone_args={"feature_dim": frames.shape[-1]},
-        classical=classical.logistic_regression(
-            frames.reshape(len(frames), -1)
-        ),
-        classical_name="frame-pixel logistic regression",
         groups=groups,
     )
 
