@@ -1,4 +1,3 @@
-import hashlib
 import json
 import os
 import tempfile
@@ -79,109 +78,17 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             delete_checkpoint=delete_checkpoint,
         )
         _check_writable(self.backup_dir)
-        # The training stream, set by `Teacher2TaskClassifier.fit`; `None`
+        # What identifies the training stream (set by
+        # `Teacher2TaskClassifier.fit`, saved with every backup); `None`
         # when used with another model's `fit` (Keras's behaviour).
-        self._stream = None
+        self.stream = None
         # Random states read from a backup, set when training starts.
         self._seed_states = None
         self._torch_random_state = None
 
-    # --- Used by `Teacher2TaskClassifier.fit` ---
-
-    @staticmethod
-    def among(callbacks):
-        """The first `BackupAndRestore` in `callbacks`, or `None`."""
-        return next(
-            (c for c in callbacks or () if isinstance(c, BackupAndRestore)),
-            None,
-        )
-
-    def fit(
-        self,
-        model,
-        fit,
-        x,
-        y=None,
-        shuffle=True,
-        epochs=1,
-        initial_epoch=0,
-        steps_per_epoch=None,
-        batch_size=None,
-        **kwargs,
-    ):
-        """Runs `fit` (the model's Keras `fit`) so that a restart resumes.
-
-        The one entry point for `Teacher2TaskClassifier.fit`: restores the
-        latest backup, turns `x` into one endless stream of batches (a
-        tuple of arrays, shuffled per epoch from a seed kept in the backup,
-        or a batched `tf.data.Dataset`, repeated), checks that it is the
-        stream the interrupted run trained on, skips what was trained and
-        ends the interrupted epoch where it would have ended. `kwargs` go
-        to `fit` unchanged.
-        """
-        if y is not None:
-            raise ValueError(
-                "`BackupAndRestore` resumes training on arrays or on a "
-                "batched `tf.data.Dataset` of (x, y) batches; `y` goes "
-                f"inside the dataset. Received x: {type(x).__name__}"
-            )
-        metadata = self.restore(model)
-        seed = metadata.get("shuffle_seed")
-        if seed is None:
-            seed = int(np.random.randint(2**31 - 1))
-        if isinstance(x, tuple):
-            batch_size = batch_size or 32
-            size = len(keras.tree.flatten(x)[0])
-            steps_per_epoch = steps_per_epoch or -(-size // batch_size)
-            x = _array_stream(x, batch_size, shuffle, seed)
-        elif not isinstance(x, tf.data.Dataset):
-            raise ValueError(
-                "`BackupAndRestore` resumes training on arrays or on a "
-                f"batched `tf.data.Dataset`. Received: {type(x).__name__}"
-            )
-        size = int(x.cardinality())
-        if size == tf.data.INFINITE_CARDINALITY:
-            stream = x
-        else:
-            stream = x.repeat()
-            steps_per_epoch = steps_per_epoch or (size if size > 0 else None)
-        if not steps_per_epoch:
-            raise ValueError(
-                "`BackupAndRestore` needs the number of batches per epoch: "
-                "this dataset's size is unknown (or empty), so pass "
-                "`steps_per_epoch`."
-            )
-        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-        start_step = metadata.get("start_step", step)
-        self.start_stream(
-            next(iter(stream.take(1))),
-            shuffle_seed=seed,
-            start_step=start_step,
-            metadata=metadata,
-        )
-        # Batches of the stream trained on so far, in this `fit`.
-        position = step - start_step
-        epoch = initial_epoch + position // steps_per_epoch
-        history = keras.callbacks.History()  # Nothing left to train.
-        history.set_model(model)
-        history.on_train_begin()
-        if epoch < epochs:
-            done = position % steps_per_epoch
-            if done:
-                # Placed first, it ends the interrupted epoch where it
-                # would have ended.
-                kwargs["callbacks"] = [
-                    _EndFirstEpochEarly(steps_per_epoch - done)
-                ] + list(kwargs["callbacks"])
-            history = fit(
-                stream.skip(position),
-                initial_epoch=epoch,
-                epochs=epochs,
-                steps_per_epoch=steps_per_epoch,
-                **kwargs,
-            )
-        self.finish()
-        return history
+    # Found by `Teacher2TaskClassifier.fit`, which then calls `restore`
+    # and sets `stream` (see `keras_t2t.models._resume`).
+    resumes_mid_epoch = True
 
     def restore(self, model):
         """Restores weights and optimizer from the latest backup.
@@ -262,37 +169,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             "another `backup_dir`."
         )
 
-    def start_stream(self, first_batch, shuffle_seed, start_step, metadata):
-        """Records the stream; checks it against the backed-up one."""
-        fingerprint = _fingerprint(first_batch)
-        if metadata and metadata.get("data_fingerprint") != fingerprint:
-            raise ValueError(
-                f"Cannot resume from the backup in {self.backup_dir!r}: the "
-                "training data is not the stream the interrupted run trained "
-                "on (its first batch differs). Fix the dataset's shuffle seed "
-                "(e.g. `keras_t2t.data.expand(..., seed=0)`) so a restart "
-                "sees the same batches, or delete the backup to start over."
-            )
-        self._stream = {
-            "data_fingerprint": fingerprint,
-            "shuffle_seed": shuffle_seed,
-            "start_step": int(start_step),
-        }
-
-    def finish(self):
-        """Called once the whole `fit` is done: deletes the backups."""
-        self._stream = None
-        if (
-            self.delete_checkpoint
-            and _writes_backups(self.model)
-            and tf.io.gfile.exists(self.backup_dir)
-        ):
-            tf.io.gfile.rmtree(self.backup_dir)
-
     # --- Callback hooks ---
 
     def on_train_begin(self, logs=None):
-        if self._stream is None:
+        if self.stream is None:
             return super().on_train_begin(logs)
         if self._seed_states is not None:
             for variable, state in zip(
@@ -312,13 +192,20 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             self._torch_random_state = None
 
     def on_train_end(self, logs=None):
-        # `fit` calls `finish()` instead: it also runs when nothing was
-        # left to train, and no `fit` of Keras's ran.
-        if self._stream is None:
-            super().on_train_end(logs)
+        if self.stream is None:
+            return super().on_train_end(logs)
+        # Training is done: the backups are deleted (by the one process
+        # that writes them).
+        self.stream = None
+        if (
+            self.delete_checkpoint
+            and _writes_backups(self.model)
+            and tf.io.gfile.exists(self.backup_dir)
+        ):
+            tf.io.gfile.rmtree(self.backup_dir)
 
     def _save_model(self):
-        if self._stream is None:
+        if self.stream is None:
             return super()._save_model()
         if not _writes_backups(self.model):
             # Several processes train one model (a multi-host run) and one
@@ -344,7 +231,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         partial = os.path.join(directory, "partial.weights.h5")
         self.model.save_weights(partial, overwrite=True)
         metadata = dict(
-            self._stream,
+            self.stream,
             epoch=self._current_epoch,
             batch=self._last_batch_seen,
             step=step,
@@ -409,70 +296,6 @@ def _torch_random_state():
     import torch
 
     return torch.get_rng_state().tolist()
-
-
-def _fingerprint(batch):
-    digest = hashlib.sha256()
-    for value in tf.nest.flatten(batch):
-        value = np.asarray(value)
-        digest.update(str((value.dtype, value.shape)).encode())
-        if value.dtype == object:  # Strings.
-            digest.update(b"\0".join(map(bytes, value.ravel())))
-        else:
-            digest.update(np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()
-
-
-class _EndFirstEpochEarly(keras.callbacks.Callback):
-    """Ends the first epoch after `steps` batches; later ones run in full."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.steps = steps
-        self.first_epoch = True
-        self.stopped = False
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.first_epoch and batch + 1 == self.steps:
-            if not self.model.stop_training:
-                self.model.stop_training = self.stopped = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        # Runs before the other callbacks' `on_epoch_end` (it is placed
-        # first), so an early stop they ask for still stops training.
-        if self.stopped:
-            self.model.stop_training = False
-        self.first_epoch = self.stopped = False
-
-
-def _array_stream(data, batch_size, shuffle, seed):
-    """Batches of arrays, epoch after epoch, endlessly.
-
-    Epoch k's order is a function of `(seed, k)` only, so the stream is the
-    same in any process, however often it was iterated before.
-    """
-    size = len(keras.tree.flatten(data)[0])
-    data = keras.tree.map_structure(tf.convert_to_tensor, data)
-
-    def epoch(k):
-        order = tf.range(size, dtype="int64")
-        if shuffle:
-            order = tf.random.experimental.stateless_shuffle(
-                order, seed=tf.stack([tf.constant(seed, "int64"), k])
-            )
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-
-    def gather(indices):
-        return keras.tree.map_structure(
-            lambda value: tf.gather(value, indices), data
-        )
-
-    return (
-        tf.data.Dataset.counter()
-        .flat_map(epoch)
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
 
 
 def _check_writable(backup_dir):

@@ -226,25 +226,23 @@ class Teacher2TaskBackbone(Backbone):
                 name="position_embedding",
             )
         self.teacher_embedding = self.task_tokens = self.task_slots = None
+        # The task's vector: a token before the input (sparse, packed) or
+        # added to every position (per-example).
+        task_layer_options = dict(
+            num_teachers=num_teachers,
+            hidden_dim=hidden_dim,
+            embeddings_initializer=embeddings_initializer,
+            ground_truth_token=ground_truth_token,
+            teacher_shrinkage=teacher_shrinkage,
+            dtype=dtype,
+        )
         if task_layout != "per_example":
             self.task_tokens = TaskTokens(
-                num_teachers=num_teachers,
-                hidden_dim=hidden_dim,
-                embeddings_initializer=embeddings_initializer,
-                ground_truth_token=ground_truth_token,
-                teacher_shrinkage=teacher_shrinkage,
-                dtype=dtype,
-                name="task_tokens",
+                **task_layer_options, name="task_tokens"
             )
         else:
             self.teacher_embedding = TeacherEmbedding(
-                num_teachers=num_teachers,
-                hidden_dim=hidden_dim,
-                embeddings_initializer=embeddings_initializer,
-                ground_truth_token=ground_truth_token,
-                teacher_shrinkage=teacher_shrinkage,
-                dtype=dtype,
-                name="teacher_embedding",
+                **task_layer_options, name="teacher_embedding"
             )
         self.encoder_embedding_dropout = keras.layers.Dropout(
             dropout, dtype=dtype, name="encoder_embedding_dropout"

@@ -2,16 +2,13 @@ import keras
 from keras import ops
 from keras_hub.models import Task
 
-from keras_t2t.callbacks.backup_and_restore import BackupAndRestore
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
-from keras_t2t.models import _state
-from keras_t2t.models import array_inputs
-from keras_t2t.models import device_padding
-from keras_t2t.models import input_checks
-from keras_t2t.models import preset_loading
+from keras_t2t.models import _device_padding
+from keras_t2t.models import _input_checks
+from keras_t2t.models import _preset_loading
+from keras_t2t.models import _training
 from keras_t2t.models import task_combination
-from keras_t2t.models import task_predictions
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 from keras_t2t.models.teacher2task_preprocessor import Teacher2TaskPreprocessor
 
@@ -36,10 +33,10 @@ class Teacher2TaskClassifier(Task):
     `evaluate()` and `predict()`, the task defaults to 0 (the ground
     truth), a feature input's `padding_mask` to all ones, and inputs,
     targets and sample weights are checked with errors that name the
-    example (`keras_t2t.models.input_checks`); calling the model directly
-    does no checks. The default `compile()` uses Adam, `MaskedMultiTaskLoss`
-    and `PRAUC`, whose metrics see only the ground-truth task (slot 0 of a
-    sparse model, where `expand` puts it).
+    example; calling the model directly does no checks. The default
+    `compile()` uses Adam, `MaskedMultiTaskLoss` and `PRAUC`, whose
+    metrics see only the ground-truth task (slot 0 of a sparse model, where
+    `expand` puts it).
 
     Args:
         backbone: a `keras_t2t.models.Teacher2TaskBackbone`.
@@ -135,7 +132,7 @@ class Teacher2TaskClassifier(Task):
         self.combination = combination
 
     # Defined with their documentation in their own modules.
-    from_preset = classmethod(preset_loading.from_preset)
+    from_preset = classmethod(_preset_loading.from_preset)
     fit_combination = task_combination.fit_combination
 
     def compile(
@@ -203,52 +200,46 @@ class Teacher2TaskClassifier(Task):
     ):
         """Trains the model; see `keras.Model.fit`.
 
-        In-memory arrays are checked, shuffled each epoch and split for
-        `validation_split` here. With a `keras_t2t.callbacks.BackupAndRestore`
-        among the callbacks, an interrupted run resumes at the batch after
-        its last backup (see that callback).
+        Inputs, targets and weights are checked first, with errors that
+        name the example. In-memory arrays are shuffled each epoch and
+        split for `validation_split` here. With a
+        `keras_t2t.callbacks.BackupAndRestore` among the callbacks, an
+        interrupted run resumes at the batch after its last backup (see
+        that callback).
         """
-        x, y, sample_weight = input_checks.check_arrays(
-            self, x, y, sample_weight, needs_targets=True
-        )
-        if array_inputs.in_memory(x):
-            x, validation_data = array_inputs.for_fit(
-                x, y, sample_weight, validation_split, validation_data
-            )
-            y = sample_weight = validation_split = None
-        kwargs.update(
+        return _training.fit(
+            self,
+            super().fit,
+            x,
+            y,
+            sample_weight,
             batch_size=batch_size,
             epochs=epochs,
-            sample_weight=sample_weight,
+            shuffle=shuffle,
             validation_split=validation_split,
             validation_data=validation_data,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
+            **kwargs,
         )
-        backup = BackupAndRestore.among(callbacks)
-        with _state.restored_on_error(self):
-            if backup is not None:
-                # Arrays (a tuple of them) or a dataset, made resumable
-                # there.
-                return backup.fit(
-                    self, super().fit, x, y, shuffle=shuffle, **kwargs
-                )
-            if isinstance(x, tuple):
-                x = array_inputs.batches(x, batch_size, shuffle)
-                kwargs["batch_size"] = None
-            # Datasets come shuffled (or not) by their maker.
-            return super().fit(x, y, shuffle=False, **kwargs)
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        weight = kwargs.pop("sample_weight", None)
-        x, y, weight = input_checks.check_arrays(
-            self, x, y, weight, needs_targets=True
+    def evaluate(
+        self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs
+    ):
+        """Evaluates the model; see `keras.Model.evaluate`.
+
+        Inputs, targets and weights are checked first, as in `fit`.
+        """
+        return _training.evaluate(
+            self,
+            super().evaluate,
+            x,
+            y,
+            sample_weight,
+            batch_size=batch_size,
+            **kwargs,
         )
-        if weight is not None:
-            kwargs["sample_weight"] = weight
-        with _state.restored_on_error(self):
-            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x=None, batch_size=None, all_tasks=False, **kwargs):
         """Confidences of the ground-truth task, or of the tasks asked for.
@@ -266,10 +257,9 @@ class Teacher2TaskClassifier(Task):
         num_labels)`. No rows (inputs of length 0, or a dataset of known
         size 0) give an empty result without running the model.
         """
-        with _state.restored_on_error(self):
-            return task_predictions.predict(
-                self, super().predict, x, batch_size, all_tasks, **kwargs
-            )
+        return _training.predict(
+            self, super().predict, x, batch_size, all_tasks, **kwargs
+        )
 
     def predict_step(self, *args):
         # Padded `predict` batches carry their real-row mask as the target;
@@ -277,7 +267,7 @@ class Teacher2TaskClassifier(Task):
         *state, data = args
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         outputs = super().predict_step(*state, x)
-        return device_padding.with_real_rows(outputs, y)
+        return _device_padding.with_real_rows(outputs, y)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # The metrics measure the primary task: examples of the auxiliary
@@ -300,12 +290,12 @@ class Teacher2TaskClassifier(Task):
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
                 super().preprocess_samples(x, y, sample_weight)
             )
-        x, y, sample_weight = input_checks.check_batch(
+        x, y, sample_weight = _input_checks.check_batch(
             self, x, y, sample_weight
         )
         if y is not None:
             # Training and evaluation batches split evenly across devices.
-            x, y, sample_weight = device_padding.pad_for_devices(
+            x, y, sample_weight = _device_padding.pad_for_devices(
                 self, x, y, sample_weight
             )
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)

@@ -26,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_t2t  # noqa: E402
-from keras_t2t.models import device_padding  # noqa: E402
+from keras_t2t.models import _device_padding  # noqa: E402
 from tests.test_case import tiny_backbone  # noqa: E402
 from tests.test_case import tiny_classifier  # noqa: E402
 
@@ -136,7 +136,7 @@ def main(optimizer, output):
         # return every slot).
         rows = {k: v for k, v in eval_x.items() if k != "task_ids"}
         predictions = classifier.predict(rows, batch_size=8, verbose=0)
-        shards = device_padding.batch_shards(classifier)
+        shards = _device_padding.batch_shards(classifier)
     sharding = {}
     if MODE == "model_parallel":
         for variable in classifier.weights:

@@ -65,7 +65,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_t2t  # noqa: E402
-from keras_t2t.models import device_padding  # noqa: E402
+from keras_t2t.models import _device_padding  # noqa: E402
 from tests.test_case import tiny_backbone  # noqa: E402
 from tests.test_case import tiny_classifier  # noqa: E402
 
@@ -234,7 +234,7 @@ def train(task):
             steps=int(
                 keras.ops.convert_to_numpy(classifier.optimizer.iterations)
             ),
-            shards=device_padding.batch_shards(classifier),
+            shards=_device_padding.batch_shards(classifier),
             saves=len(saves),
             backup_left=os.path.exists(os.path.join(OUTPUT_DIR, "backup")),
         )

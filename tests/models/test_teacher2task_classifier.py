@@ -444,7 +444,7 @@ class PackedTeacher2TaskClassifierTest(TestCase):
     def test_padding_for_devices_keeps_packed_rows_neutral(self):
         # A short last batch is padded to split over devices: packed rows
         # (no teacher id) get NaN targets on every task and weight 0.
-        from keras_t2t.models.device_padding import pad_batch
+        from keras_t2t.models._device_padding import pad_batch
 
         data, y = packed_table(num_rows=6)
         x = {k: tf.constant(v) for k, v in data["inputs"].items()}

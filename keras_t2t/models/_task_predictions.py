@@ -14,9 +14,9 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_t2t.models import array_inputs
-from keras_t2t.models import device_padding
-from keras_t2t.models import input_checks
+from keras_t2t.models import _array_inputs
+from keras_t2t.models import _device_padding
+from keras_t2t.models import _input_checks
 
 # The most task slots a sparse model reads in one pass of `predict`.
 _SLOTS_PER_PASS = 64
@@ -32,7 +32,7 @@ def predict(model, keras_predict, x, batch_size=None, all_tasks=False, **kw):
     backbone = model.backbone
     if backbone.sparse and task_ids is not None:
         x = _arrays(x)
-        rows = array_inputs.num_rows(x)
+        rows = _array_inputs.num_rows(x)
         return np.concatenate(
             [
                 _predict(
@@ -57,7 +57,7 @@ def predict(model, keras_predict, x, batch_size=None, all_tasks=False, **kw):
     if task_ids is None:
         return _predict(model, keras_predict, x, batch_size, **kw)
     x = _arrays(x)
-    rows = array_inputs.num_rows(x)
+    rows = _array_inputs.num_rows(x)
     return np.stack(
         [
             _predict(
@@ -111,13 +111,13 @@ def _arrays(x):
     """`x` as a new dict of numpy arrays, checked for `all_tasks`."""
     if isinstance(x, dict):
         x = {name: np.asarray(value) for name, value in x.items()}
-    input_checks.check_every_task_inputs(x)
+    _input_checks.check_every_task_inputs(x)
     return x
 
 
 def _predict(model, keras_predict, x, batch_size, **kwargs):
-    x, _, _ = input_checks.check_arrays(model, x)
-    if array_inputs.no_rows(x):
+    x, _, _ = _input_checks.check_arrays(model, x)
+    if _array_inputs.no_rows(x):
         shape = (0, model.num_labels)
         if model.backbone.sparse:
             slots = x["task_ids"].shape[1] if "task_ids" in x else 1
@@ -125,9 +125,11 @@ def _predict(model, keras_predict, x, batch_size, **kwargs):
         elif model.backbone.packed:
             shape = (0, model.backbone.num_teachers + 1, model.num_labels)
         return ops.convert_to_numpy(ops.zeros(shape, model.output.dtype))
-    shards = device_padding.batch_shards(model)
+    shards = _device_padding.batch_shards(model)
     if shards == 1:
         return keras_predict(x, batch_size=batch_size, **kwargs)
     # On several devices, a short last batch is padded so that it splits
     # evenly; the padded rows are dropped from the result.
-    return device_padding.predict(model, x, shards, batch_size, **kwargs)
+    return _device_padding.predict_padded(
+        model, x, shards, batch_size, **kwargs
+    )

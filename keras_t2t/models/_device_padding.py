@@ -92,7 +92,7 @@ def with_real_rows(step_outputs, y):
     return step_outputs, real
 
 
-def predict(model, x, shards, batch_size=None, **kwargs):
+def predict_padded(model, x, shards, batch_size=None, **kwargs):
     """`keras.Model.predict` on batches padded to split into `shards`.
 
     `x` (arrays, batched by `batch_size`, or a batched dataset) goes

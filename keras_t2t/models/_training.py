@@ -1,0 +1,94 @@
+"""The training runtime of `Teacher2TaskClassifier`, behind one seam.
+
+The classifier holds the network and its configuration; its `fit`,
+`evaluate` and `predict` hand their arguments to the functions here, with
+Keras's own method to call at the end. A call walks, in this package:
+
+- `fit`: the inputs, targets and weights checked (`_input_checks`) →
+  arrays packed, split for `validation_split` and batched
+  (`_array_inputs`) → with a callback that resumes mid-epoch, one endless
+  stream that restarts at the batch after the last backup (`_resume`) →
+  Keras's `fit`. Each batch then passes the classifier's
+  `preprocess_samples` (checked and padded for the devices,
+  `_device_padding`).
+- `evaluate`: checked → Keras's `evaluate`.
+- `predict`: the tasks asked for read in groups, or once per task
+  (`_task_predictions`) → Keras's `predict`, padded for the devices.
+
+Each call leaves the model as it was when it raises (`_state`).
+"""
+
+from keras_t2t.models import _array_inputs
+from keras_t2t.models import _input_checks
+from keras_t2t.models import _resume
+from keras_t2t.models import _state
+from keras_t2t.models import _task_predictions
+
+
+def fit(
+    model,
+    keras_fit,
+    x,
+    y,
+    sample_weight,
+    *,
+    shuffle,
+    validation_split,
+    validation_data,
+    batch_size,
+    callbacks,
+    **kwargs,
+):
+    """Trains `model` through `keras_fit` (Keras's `fit`)."""
+    x, y, sample_weight = _input_checks.check_arrays(
+        model, x, y, sample_weight, needs_targets=True
+    )
+    if _array_inputs.in_memory(x):
+        x, validation_data = _array_inputs.for_fit(
+            x, y, sample_weight, validation_split, validation_data
+        )
+        y = sample_weight = validation_split = None
+    kwargs.update(
+        sample_weight=sample_weight,
+        validation_split=validation_split,
+        validation_data=validation_data,
+        callbacks=callbacks,
+    )
+    backup = _resume.resuming_callback(callbacks)
+    with _state.restored_on_error(model):
+        if backup is not None:
+            # Arrays (a tuple of them) or a dataset, made resumable there.
+            return _resume.fit(
+                model,
+                keras_fit,
+                backup,
+                x,
+                y,
+                shuffle=shuffle,
+                batch_size=batch_size,
+                **kwargs,
+            )
+        if isinstance(x, tuple):
+            x = _array_inputs.batches(x, batch_size, shuffle)
+            batch_size = None
+        # Datasets come shuffled (or not) by their maker.
+        return keras_fit(x, y, batch_size=batch_size, shuffle=False, **kwargs)
+
+
+def evaluate(model, keras_evaluate, x, y, sample_weight, **kwargs):
+    """Evaluates `model` through `keras_evaluate` (Keras's `evaluate`)."""
+    x, y, sample_weight = _input_checks.check_arrays(
+        model, x, y, sample_weight, needs_targets=True
+    )
+    if sample_weight is not None:
+        kwargs["sample_weight"] = sample_weight
+    with _state.restored_on_error(model):
+        return keras_evaluate(x, y, **kwargs)
+
+
+def predict(model, keras_predict, x, batch_size, all_tasks, **kwargs):
+    """Predicts through `keras_predict` (Keras's `predict`)."""
+    with _state.restored_on_error(model):
+        return _task_predictions.predict(
+            model, keras_predict, x, batch_size, all_tasks, **kwargs
+        )
