@@ -114,6 +114,24 @@ def _share(text):
     return value
 
 
+def _add_command(commands, name, run, help, description):
+    """A subcommand `name` that runs `run(args)`."""
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=_HelpFormatter,
+    )
+    parser.set_defaults(command=run, name=name)
+    return parser
+
+
+def _add_run_and_table(parser):
+    """The positional arguments of a command on a trained run."""
+    parser.add_argument("model", help="A run folder written by `fit`.")
+    parser.add_argument("table", help="A CSV, Parquet or JSON Lines file.")
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, unless it has none."""
 
@@ -140,16 +158,16 @@ def _parser():
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    fit = commands.add_parser(
+    fit = _add_command(
+        commands,
         "fit",
+        _fit,
         help="Train a student on a table; write a run folder.",
         description="Train a Teacher2Task student on a table of inputs, "
         "teachers' scores and a few ground-truth labels; keep the "
         "checkpoint that scores best on held-out labelled rows and write "
         "the run folder (model.keras, serving/1, run.json, report.md).",
-        formatter_class=_HelpFormatter,
     )
-    fit.set_defaults(command=_fit, name="fit")
     fit.add_argument("table", help="A CSV, Parquet or JSON Lines file.")
     fit.add_argument(
         "--inputs",
@@ -235,32 +253,30 @@ def _parser():
     ):
         fit.add_argument(flag, type=_at_least(1), default=default, help=text)
 
-    predict = commands.add_parser(
+    predict = _add_command(
+        commands,
         "predict",
+        _predict,
         help="Score a table with a trained run.",
         description="Score a table's rows with a run written by `fit`; "
         "write a CSV with the ground-truth confidence and every task's "
         "score per row.",
-        formatter_class=_HelpFormatter,
     )
-    predict.set_defaults(command=_predict, name="predict")
-    predict.add_argument("model", help="A run folder written by `fit`.")
-    predict.add_argument("table", help="A CSV, Parquet or JSON Lines file.")
+    _add_run_and_table(predict)
     predict.add_argument(
         "--output", required=True, help="The CSV of predictions to write."
     )
 
-    report = commands.add_parser(
+    report = _add_command(
+        commands,
         "report",
+        _report,
         help="Report on the teachers (and the student) of a table.",
         description="Print the markdown report on a table's teachers and "
         "the run's student: coverage, overlap, conflict, PR-AUC and "
         "calibration on the labelled rows.",
-        formatter_class=_HelpFormatter,
     )
-    report.set_defaults(command=_report, name="report")
-    report.add_argument("model", help="A run folder written by `fit`.")
-    report.add_argument("table", help="A CSV, Parquet or JSON Lines file.")
+    _add_run_and_table(report)
     report.add_argument(
         "--output", default=None, help="Write the markdown here as well."
     )

@@ -57,6 +57,19 @@ def _infer_format(path):
     return _FILE_FORMATS[suffix]
 
 
+def _shared_format(paths, file_format=None):
+    """`file_format`, or the one format the files' suffixes name."""
+    if file_format is not None:
+        return file_format
+    formats = {_infer_format(path) for path in paths}
+    if len(formats) > 1:
+        raise ValueError(
+            "The files of one table must share a format; received "
+            f"{sorted(formats)} in {paths}."
+        )
+    return formats.pop()
+
+
 def _read_files(paths, file_format):
     """Reads whole files into one DataFrame, their rows in order."""
     import pandas as pd

@@ -72,13 +72,22 @@ def _wide_rows(columns, spec, first_row=0):
 def _num_rows(inputs, columns, spec):
     lengths = {name: len(value) for name, value in columns.items()}
     num_rows = lengths[spec.inputs[0]]
-    for name, length in lengths.items():
-        if length != num_rows:
-            raise ValueError(
-                f"Column {name!r} has {length} rows; column "
-                f"{spec.inputs[0]!r} has {num_rows}."
-            )
+    name, length = _first_other(lengths, num_rows)
+    if name is not None:
+        raise ValueError(
+            f"Column {name!r} has {length} rows; column "
+            f"{spec.inputs[0]!r} has {num_rows}."
+        )
     return num_rows
+
+
+def _first_other(values, expected):
+    """The first `(column, value)` of `values` other than `expected`, or
+    `(None, None)`."""
+    return next(
+        ((name, v) for name, v in values.items() if v != expected),
+        (None, None),
+    )
 
 
 def _label_matrix(values, column):
@@ -142,12 +151,12 @@ def _check_num_labels(widths, spec):
             "where missing), or pass `num_labels`."
         )
     num_labels = spec.num_labels or max(widths.values(), default=1)
-    for column, width in widths.items():
-        if width != num_labels:
-            raise ValueError(
-                f"Column {column!r} holds {width} label(s) per row, but "
-                f"num_labels={num_labels}."
-            )
+    column, width = _first_other(widths, num_labels)
+    if column is not None:
+        raise ValueError(
+            f"Column {column!r} holds {width} label(s) per row, but "
+            f"num_labels={num_labels}."
+        )
     return num_labels
 
 

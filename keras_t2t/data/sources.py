@@ -29,8 +29,8 @@ import tensorflow as tf
 
 from keras_t2t.data._files import _file_block_rows
 from keras_t2t.data._files import _file_paths
-from keras_t2t.data._files import _infer_format
 from keras_t2t.data._files import _read_files
+from keras_t2t.data._files import _shared_format
 from keras_t2t.data._inputs import read_sequences
 from keras_t2t.data._layouts import _columns
 from keras_t2t.data._layouts import _long_rows
@@ -74,14 +74,7 @@ def read_rows(source, spec, file_format=None):
     """
     paths = _file_paths(source)
     if paths is not None:
-        if file_format is None:
-            formats = {_infer_format(path) for path in paths}
-            if len(formats) > 1:
-                raise ValueError(
-                    "The files of one table must share a format; received "
-                    f"{sorted(formats)} in {paths}."
-                )
-            file_format = formats.pop()
+        file_format = _shared_format(paths, file_format)
         if file_format == "tfrecord":
             return _tfrecord_rows(paths, spec, _LAYOUT_RECORDS)
         if spec.layout == "wide" and (
@@ -127,13 +120,7 @@ def read_table(path, file_format=None):
             "`path` must be a path, a glob pattern or a list of paths. "
             f"Received: {type(path).__name__}"
         )
-    formats = {file_format or _infer_format(name) for name in paths}
-    if len(formats) > 1:
-        raise ValueError(
-            "The files of one table must share a format; received "
-            f"{sorted(formats)} in {paths}."
-        )
-    file_format = formats.pop()
+    file_format = _shared_format(paths, file_format)
     if file_format == "tfrecord":
         raise ValueError(
             f"{paths[0]}: `read_table` reads CSV, JSON Lines and Parquet "

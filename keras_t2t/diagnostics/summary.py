@@ -219,15 +219,21 @@ def notes(report):
                     f"min_labelled={report.min_labelled} labelled rows"
                     f"{where}: their PR-AUC and ECE n/a."
                 )
-    if report.student is not None:
-        short = report.student["labelled"] < report.min_labelled
-        if report.labelled.any() and short.any():
-            lines.append(
-                f"The student's reading has fewer than min_labelled="
-                f"{report.min_labelled} labelled rows on label(s) "
-                f"{np.flatnonzero(short).tolist()}: PR-AUC and ECE n/a."
-            )
-    return lines
+    return lines + student_notes(report)
+
+
+def student_notes(report):
+    """The note on a student read on too few labelled rows, if any."""
+    if report.student is None or not report.labelled.any():
+        return []
+    short = report.student["labelled"] < report.min_labelled
+    if not short.any():
+        return []
+    return [
+        f"The student's reading has fewer than min_labelled="
+        f"{report.min_labelled} labelled rows on label(s) "
+        f"{np.flatnonzero(short).tolist()}: PR-AUC and ECE n/a."
+    ]
 
 
 def _some(names, mask, shown=5):

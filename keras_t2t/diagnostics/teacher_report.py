@@ -591,29 +591,16 @@ class TeacherReport:
                         f"{where}, fewer than min_labelled="
                         f"{self.min_labelled}: PR-AUC and ECE n/a."
                     )
-        if self.student is not None:
-            short = self.student["labelled"] < self.min_labelled
-            if self.labelled.any() and short.any():
-                notes.append(
-                    f"The student's reading has fewer than min_labelled="
-                    f"{self.min_labelled} labelled rows on label(s) "
-                    f"{np.flatnonzero(short).tolist()}: PR-AUC and ECE n/a."
-                )
-        return notes
+        return notes + summary.student_notes(self)
 
     # === Tables ===
 
     def _columns(self):
-        columns = [
-            "scored",
-            "coverage",
-            "overlap",
-            "conflict",
-            "mean_score",
-            "labelled_scored",
-            "pr_auc",
-            "ece",
-        ]
+        # The per-teacher statistics, in the order the tables show them.
+        columns = (
+            "scored coverage overlap conflict mean_score labelled_scored "
+            "pr_auc ece"
+        ).split()
         if self.fidelity_rows is not None:
             # Measured on every row the teacher scored (`scored`).
             columns += ["fidelity_mae", "fidelity_corr"]
