@@ -232,13 +232,20 @@ class ExpandBadInputTest(TestCase):
             ):
                 expand_table(wide_table(num_rows=4), batch_size=value)
 
-    def test_teacher_score_outside_range(self):
+    def assert_bad_cell_is_refused(self, column, row, value, match):
+        """A table with `value` at `row` of `column` is refused: `match`."""
         table = wide_table(num_rows=10)
-        table["textblob"][6] = 1.5
-        with pytest.raises(
-            ValueError, match=r"Row 6: teacher 'textblob' \(column 'textblob'\)"
-        ):
+        table[column][row] = value
+        with pytest.raises(ValueError, match=match):
             expand_table(table)
+
+    def test_teacher_score_outside_range(self):
+        self.assert_bad_cell_is_refused(
+            "textblob",
+            6,
+            1.5,
+            r"Row 6: teacher 'textblob' \(column 'textblob'\)",
+        )
 
     def test_rescaling_is_opt_in(self):
         table = wide_table(num_rows=10)
@@ -250,12 +257,9 @@ class ExpandBadInputTest(TestCase):
         self.assertEqual(collect(dataset), expected_examples(wide_table(10)))
 
     def test_ground_truth_not_binary(self):
-        table = wide_table(num_rows=10)
-        table["label"][7] = 0.5
-        with pytest.raises(
-            ValueError, match=r"Row 7: ground truth \(column 'label'\) is 0.5"
-        ):
-            expand_table(table)
+        self.assert_bad_cell_is_refused(
+            "label", 7, 0.5, r"Row 7: ground truth \(column 'label'\) is 0.5"
+        )
 
     def test_unknown_teacher_column(self):
         with pytest.raises(ValueError, match="'gemini'.*not a teacher"):
