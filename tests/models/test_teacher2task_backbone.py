@@ -238,7 +238,32 @@ def packed_backbone(num_teachers=3, **kwargs):
     )
 
 
-class PackedTeacher2TaskBackboneTest(TestCase):
+class TaskTokensTestCase(TestCase):
+    """Tests of a backbone whose task tokens lead its sequence."""
+
+    def run_task_backbone_test(self, init_kwargs, inputs, length, num_tasks):
+        """`run_backbone_test` on two rows of width 8, `length` positions of
+        which the first `num_tasks` are the task outputs (the first of
+        them the pooled output)."""
+        shapes = {
+            "sequence_output": (2, length, 8),
+            "task_output": (2, num_tasks, 8),
+            "pooled_output": (2, 8),
+        }
+        backbone = self.run_backbone_test(
+            Teacher2TaskBackbone, init_kwargs, inputs, shapes
+        )
+        outputs = backbone(inputs)
+        self.assertAllClose(
+            outputs["task_output"], outputs["sequence_output"][:, :num_tasks]
+        )
+        self.assertAllClose(
+            outputs["pooled_output"], outputs["sequence_output"][:, 0]
+        )
+        return backbone
+
+
+class PackedTeacher2TaskBackboneTest(TaskTokensTestCase):
     def setUp(self):
         super().setUp()
         self.init_kwargs = dict(TINY_T5, num_teachers=3, task_layout="packed")
@@ -246,20 +271,8 @@ class PackedTeacher2TaskBackboneTest(TestCase):
         del self.input_data["teacher_id"]
 
     def test_backbone_basics(self):
-        shapes = {
-            "sequence_output": (2, 9, 8),
-            "task_output": (2, 4, 8),
-            "pooled_output": (2, 8),
-        }
-        backbone = self.run_backbone_test(
-            Teacher2TaskBackbone, self.init_kwargs, self.input_data, shapes
-        )
-        outputs = backbone(self.input_data)
-        self.assertAllClose(
-            outputs["task_output"], outputs["sequence_output"][:, :4]
-        )
-        self.assertAllClose(
-            outputs["pooled_output"], outputs["sequence_output"][:, 0]
+        backbone = self.run_task_backbone_test(
+            self.init_kwargs, self.input_data, 9, 4
         )
         self.assertNotIn("teacher_id", backbone.input)
         self.assertTrue(backbone.packed)
@@ -267,11 +280,8 @@ class PackedTeacher2TaskBackboneTest(TestCase):
 
         features = feature_inputs()
         del features["teacher_id"]
-        backbone = self.run_backbone_test(
-            Teacher2TaskBackbone,
-            feature_kwargs(self.init_kwargs),
-            features,
-            shapes,
+        backbone = self.run_task_backbone_test(
+            feature_kwargs(self.init_kwargs), features, 9, 4
         )
         self.assertTrue(backbone.packed)
         self.assertEqual(backbone.max_sequence_length, 6)
@@ -385,30 +395,18 @@ def sparse_inputs():
     return inputs
 
 
-class SparseTeacher2TaskBackboneTest(TestCase):
+class SparseTeacher2TaskBackboneTest(TaskTokensTestCase):
     def setUp(self):
         super().setUp()
         self.init_kwargs = dict(TINY_T5, num_teachers=3)
         self.input_data = sparse_inputs()
 
     def test_backbone_basics(self):
-        shapes = {
-            "sequence_output": (2, 8, 8),
-            "task_output": (2, 3, 8),
-            "pooled_output": (2, 8),
-        }
-        backbone = self.run_backbone_test(
-            Teacher2TaskBackbone, self.init_kwargs, self.input_data, shapes
+        backbone = self.run_task_backbone_test(
+            self.init_kwargs, self.input_data, 8, 3
         )
         self.assertEqual(backbone.task_layout, "sparse")  # The default.
         self.assertTrue(backbone.packed and backbone.sparse)
-        outputs = backbone(self.input_data)
-        self.assertAllClose(
-            outputs["task_output"], outputs["sequence_output"][:, :3]
-        )
-        self.assertAllClose(
-            outputs["pooled_output"], outputs["sequence_output"][:, 0]
-        )
 
     def test_a_task_reads_a_row_alike_in_any_slot(self):
         # The output of a task depends on the row and the task, not on its
