@@ -29,6 +29,16 @@ from tests.test_case import TestCase
 SCRIPT = os.path.join(os.path.dirname(__file__), "train_distributed.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
+# Each backend's own distribution engine, tested on that backend's run.
+jax_only = pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="keras.distribution trains on JAX",
+)
+tensorflow_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="tf.distribute is TensorFlow's engine",
+)
+
 
 def run_all(runs, backend, directory, layout="per_example"):
     """Runs `train_distributed.py` once per (mode, optimizer), in parallel."""
@@ -72,17 +82,11 @@ class DistributedTrainingTest(TestCase):
             run["evaluation"][0], single["evaluation"][0], atol=atol
         )
 
-    @pytest.mark.skipif(
-        keras.backend.backend() != "jax",
-        reason="keras.distribution trains on JAX",
-    )
+    @jax_only
     def test_jax_data_and_model_parallel_match_one_device(self):
         self.check_jax_data_and_model_parallel("per_example")
 
-    @pytest.mark.skipif(
-        keras.backend.backend() != "jax",
-        reason="keras.distribution trains on JAX",
-    )
+    @jax_only
     def test_jax_data_and_model_parallel_match_one_device_sparse(self):
         self.check_jax_data_and_model_parallel("sparse")
 
@@ -128,17 +132,11 @@ class DistributedTrainingTest(TestCase):
             sharding[f"{task_embedding}/embeddings"], "(None, None)"
         )
 
-    @pytest.mark.skipif(
-        keras.backend.backend() != "tensorflow",
-        reason="tf.distribute is TensorFlow's engine",
-    )
+    @tensorflow_only
     def test_tf_mirrored_strategy_matches_one_device(self):
         self.check_tf_mirrored_strategy("per_example")
 
-    @pytest.mark.skipif(
-        keras.backend.backend() != "tensorflow",
-        reason="tf.distribute is TensorFlow's engine",
-    )
+    @tensorflow_only
     def test_tf_mirrored_strategy_matches_one_device_sparse(self):
         self.check_tf_mirrored_strategy("sparse")
 
