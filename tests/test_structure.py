@@ -38,6 +38,8 @@ OVERRIDES = {
     "compute_metrics": "task 0 only",
     # keras-hub's hook: the preprocessor, then batch checks and padding.
     "preprocess_samples": "checks and device padding",
+    # A `.keras` file written aside and renamed: never half-written.
+    "save": "atomic file writes",
     "get_config": "serialization",
     "from_config": "serialization",
 }

@@ -1,21 +1,34 @@
-"""Loading a saved model, with a check of the `.keras` file first.
+"""Saving and loading model files, never half-written.
 
 Keras reports a `.keras` file that exists but is not a zip archive (empty,
 cut short by an interrupted copy, or of another format) as "File not
 found". `load_model` checks the file first and names what is wrong with
 it; `keras.saving.load_model` is left as it is.
+
+Keras writes a `.keras` file in place, so a process killed while saving
+leaves a truncated file where the previous model was. `save_atomically`
+(used by `Teacher2TaskClassifier.save`) writes a temporary sibling and
+renames it into place; `temporary_sibling` and `remove_stale_siblings`
+serve the exports and the command line's run folder the same way.
 """
 
 import os
+import re
+import secrets
+import shutil
+import socket
 import zipfile
 
 import keras
 import tensorflow as tf
 
+from keras_t2t import _arguments
+
 # What `model.save("....keras")` always writes.
 _MEMBERS = ("config.json", "metadata.json")
 
 
+@_arguments.suggests_keywords
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Loads a model saved with `model.save(...)`, checking the file first.
 
@@ -104,3 +117,129 @@ def check_model_file(filepath):
                     f"{path!r} is not a valid .keras archive: its member "
                     f"{corrupt!r} is corrupt (it fails its checksum). {fix}"
                 )
+
+
+# === Atomic writes ===
+
+# Where `save_atomically` writes aside: local files of these formats.
+_FILE_FORMATS = (".keras", ".h5", ".hdf5")
+
+
+def save_atomically(save, filepath, overwrite=True, zipped=None):
+    """Calls `save(path, overwrite, zipped)` so `filepath` is never partial.
+
+    A local `.keras` (or `.h5`) file is saved into a temporary sibling
+    (same folder, so the rename is atomic) and renamed into place: a
+    process killed while saving leaves the previous file whole, and the
+    temporary one is removed by the next save into that folder. Other
+    destinations (`zipped=False` folders, remote `gs://`, `hf://` paths),
+    and an existing file with `overwrite=False` (Keras asks first), go to
+    `save` directly.
+
+    Args:
+        save: callable. `save(path, overwrite=..., zipped=...)`, e.g.
+            `keras.Model.save` bound to a model.
+        filepath: str or `os.PathLike`. Where the model is saved.
+        overwrite: bool. Replace an existing file. Defaults to `True`.
+        zipped: bool or `None`. As in `keras.Model.save`. Defaults to
+            `None`.
+
+    Raises:
+        OSError: the file could not be written (a full disk, say), naming
+            the path; the previous file there is kept.
+    """
+    if not isinstance(filepath, (str, os.PathLike)) or zipped is False:
+        return save(filepath, overwrite=overwrite, zipped=zipped)
+    path = os.fspath(filepath)
+    if (
+        not path.endswith(_FILE_FORMATS)
+        or "://" in path
+        or (not overwrite and os.path.exists(path))
+    ):
+        return save(filepath, overwrite=overwrite, zipped=zipped)
+    remove_stale_siblings(path)
+    temporary = temporary_sibling(path, os.path.splitext(path)[1])
+    try:
+        save(temporary, overwrite=True, zipped=zipped)
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        _remove(temporary)
+        if isinstance(error, OSError):
+            raise OSError(
+                f"Could not save the model to {path!r} ({error}); the "
+                "previous file there, if any, is kept. Make room in that "
+                "folder (or pass another path) and save again."
+            ) from error
+        raise
+
+
+def temporary_sibling(path, suffix=""):
+    """A new name beside `path` to write into before renaming it there.
+
+    In `path`'s folder (a rename within a file system is atomic), hidden,
+    named after `path`, this process and this host so that
+    `remove_stale_siblings` can tell a dead writer's leftovers, e.g.
+    `.keras-t2t-model.keras.123@host.1a2b3c4d.partial.keras`.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    token = secrets.token_hex(4)
+    return os.path.join(
+        folder,
+        f"{_PREFIX}{name}.{os.getpid()}@{_host()}.{token}.partial{suffix}",
+    )
+
+
+def remove_stale_siblings(path):
+    """Removes what writers of `path` killed on this host left beside it.
+
+    Only `temporary_sibling`s of `path` whose process is gone; those of a
+    live process (a write under way) or of another host are kept.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        match = _SIBLING.fullmatch(entry)
+        if (
+            match
+            and match["name"] == name
+            and match["host"] == _host()
+            and not process_is_alive(int(match["pid"]))
+        ):
+            _remove(os.path.join(folder, entry))
+
+
+def process_is_alive(pid):
+    """Whether process `pid` of this host is running (or a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # Another user's.
+    return True
+
+
+_PREFIX = ".keras-t2t-"
+_SIBLING = re.compile(
+    re.escape(_PREFIX)
+    + r"(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[\w-]*)\.[0-9a-f]{8}\.partial.*"
+)
+
+
+def _host():
+    return re.sub(r"[^\w-]", "_", socket.gethostname())
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        try:
+            os.remove(path)
+        except OSError:
+            pass

@@ -1,3 +1,5 @@
+import functools
+
 import keras
 from keras import ops
 from keras_hub.models import Task
@@ -8,6 +10,7 @@ from keras_t2t.models import _device_padding
 from keras_t2t.models import _input_checks
 from keras_t2t.models import _preset_loading
 from keras_t2t.models import _training
+from keras_t2t.models import model_file
 from keras_t2t.models import task_combination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 from keras_t2t.models.teacher2task_preprocessor import Teacher2TaskPreprocessor
@@ -299,6 +302,16 @@ class Teacher2TaskClassifier(Task):
                 self, x, y, sample_weight
             )
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Saves the model; see `keras.Model.save`.
+
+        A `.keras` file is written beside `filepath` and renamed into
+        place, so a process killed while saving leaves the previous file
+        whole (`keras_t2t.models.model_file.save_atomically`).
+        """
+        save = functools.partial(super().save, **kwargs)
+        return model_file.save_atomically(save, filepath, overwrite, zipped)
 
     def get_config(self):
         config = super().get_config()
