@@ -2,6 +2,8 @@ import operator
 
 import keras
 
+from keras_t2t import _arguments
+
 
 @keras.saving.register_keras_serializable(package="keras_t2t")
 class TeacherVocabulary:
@@ -31,6 +33,7 @@ class TeacherVocabulary:
 
     GROUND_TRUTH_ID = 0
 
+    @_arguments.suggests_keywords
     def __init__(self, teachers, ground_truth_name="ground_truth"):
         if isinstance(teachers, str):
             raise ValueError(

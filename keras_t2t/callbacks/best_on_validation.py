@@ -2,6 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_t2t import _arguments
 from keras_t2t.metrics.pr_auc import PRAUC
 
 
@@ -53,6 +54,7 @@ class BestOnValidation(keras.callbacks.Callback):
     ```
     """
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         validation_data,
@@ -81,9 +83,9 @@ class BestOnValidation(keras.callbacks.Callback):
         self.validation_data = tuple(validation_data)
         self.labelled_data = labelled_data
         self.metric = metric
-        self.restore_best = restore_best
+        self.restore_best = _arguments.boolean("restore_best", restore_best)
         self.prefix = prefix
-        self.verbose = verbose
+        self.verbose = _arguments.integer("verbose", verbose, 0, 2)
         self.best_value = -1.0
         self.best_step = 0
         self.best_weights = None

@@ -1,5 +1,9 @@
 """`TableSpec`: which columns of a multi-teacher table play which role."""
 
+import inspect
+
+from keras_t2t import _arguments
+
 
 class TableSpec:
     """Which columns of a multi-teacher table play which role.
@@ -34,6 +38,18 @@ class TableSpec:
             an error, so that no teacher's scores are dropped unnoticed.
             Defaults to `None`.
     """
+
+    @classmethod
+    def of_call(
+        cls, function, vocabulary, inputs, ground_truth, teachers, options
+    ):
+        """The spec of a call to `function`, whose `**table_options` are
+        `options`: an unknown option is refused, naming the closest of
+        `function`'s arguments and the table options."""
+        allowed = set(inspect.signature(cls).parameters)
+        allowed |= set(inspect.signature(function).parameters)
+        _arguments.keywords(f"{function.__name__}()", options, allowed)
+        return cls(vocabulary, inputs, ground_truth, teachers, **options)
 
     def __init__(
         self,

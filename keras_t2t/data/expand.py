@@ -1,6 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
+from keras_t2t import _arguments
 from keras_t2t.data.sources import MemoryRows
 from keras_t2t.data.sources import TableSpec
 from keras_t2t.data.sources import read_rows
@@ -140,18 +141,32 @@ def expand(
     classifier.fit(dataset, epochs=3)
     ```
     """
-    spec = TableSpec(
-        vocabulary, inputs, ground_truth, teachers, **table_options
+    spec = TableSpec.of_call(
+        expand, vocabulary, inputs, ground_truth, teachers, table_options
     )
     if packed is not None:
-        task_layout = "packed" if packed else "per_example"
-    if task_layout not in LAYOUTS:
-        raise ValueError(
-            f"`task_layout` must be one of {list(LAYOUTS)}, the model's. "
-            f"Received: task_layout={task_layout!r}"
+        task_layout = (
+            "packed"
+            if _arguments.boolean("packed", packed)
+            else ("per_example")
         )
-    if balance is not None and not 0.0 < balance < 1.0:
-        raise ValueError(f"`balance` must be in (0, 1). Received: {balance}")
+    _arguments.choice("task_layout", task_layout, LAYOUTS)
+    _arguments.number("balance", balance, above=0.0, below=1.0, allow_none=True)
+    _arguments.number("ground_truth_weight", ground_truth_weight, 0.0)
+    for name, weight in (
+        teacher_weight.items()
+        if isinstance(teacher_weight, dict)
+        else [("", teacher_weight)]
+    ):
+        _arguments.number(
+            f"teacher_weight[{name!r}]" if name else "teacher_weight",
+            weight,
+            0.0,
+        )
+    _arguments.integer("shuffle_buffer", shuffle_buffer, 1, allow_none=True)
+    _arguments.integer("seed", seed, 0, allow_none=True)
+    _arguments.boolean("drop_remainder", drop_remainder)
+    _arguments.boolean("repeat", repeat)
     if task_layout != "per_example" and (
         ground_truth_weight != 1.0
         or isinstance(teacher_weight, dict)
@@ -164,15 +179,8 @@ def expand(
             "[ground_truth, teacher_1, ...])`), not with ground_truth_weight="
             f"{ground_truth_weight} / teacher_weight={teacher_weight}."
         )
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(
-            "`batch_size` must be an integer >= 1, or None for unbatched "
-            f"examples. Received: batch_size={batch_size!r}"
-        )
+    # None: unbatched examples.
+    _arguments.integer("batch_size", batch_size, 1, allow_none=True)
     if task_layout == "sparse" and not batch_size:
         raise ValueError(
             "task_layout='sparse' pads each batch to its longest row (the "

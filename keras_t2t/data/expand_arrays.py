@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 
+from keras_t2t import _arguments
 from keras_t2t.data.expand import expand
 from keras_t2t.teacher_vocabulary import TeacherVocabulary
 
@@ -8,6 +9,7 @@ from keras_t2t.teacher_vocabulary import TeacherVocabulary
 _GROUND_TRUTH = "__ground_truth__"
 
 
+@_arguments.suggests_keywords
 def expand_arrays(
     inputs,
     labels,

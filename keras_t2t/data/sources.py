@@ -25,8 +25,11 @@ and their settings; the work is split by concern in private modules:
 (`tf.data` sources and TFRecord files), their rows held by `_rows`.
 """
 
+import inspect
+
 import tensorflow as tf
 
+from keras_t2t import _arguments
 from keras_t2t.data._files import _file_block_rows
 from keras_t2t.data._files import _file_paths
 from keras_t2t.data._files import _read_files
@@ -160,5 +163,8 @@ def read_targets(source, vocabulary, **table_options):
             "DataFrame or a CSV, JSON Lines or Parquet file). Received: a "
             "tf.data.Dataset"
         )
+    _arguments.keywords(
+        "read_targets()", table_options, inspect.signature(TableSpec).parameters
+    )
     spec = TableSpec(vocabulary, **table_options)
     return read_rows(source, spec).targets

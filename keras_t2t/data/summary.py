@@ -88,8 +88,8 @@ def summarize(
     Returns:
         An `ExpansionSummary`; `print()` it for a table.
     """
-    spec = TableSpec(
-        vocabulary, inputs, ground_truth, teachers, **table_options
+    spec = TableSpec.of_call(
+        summarize, vocabulary, inputs, ground_truth, teachers, table_options
     )
     rows = read_rows(source, spec, file_format=file_format)
     num_sources = len(spec.source_names)

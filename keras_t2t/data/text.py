@@ -2,9 +2,11 @@ import io
 
 import keras
 
+from keras_t2t import _arguments
 from keras_t2t.models.teacher2task_preprocessor import Teacher2TaskPreprocessor
 
 
+@_arguments.suggests_keywords
 def train_sentencepiece(
     texts, vocabulary_size=8000, model_type="unigram", **kwargs
 ):
@@ -32,6 +34,9 @@ def train_sentencepiece(
     """
     import sentencepiece
 
+    # Three ids are reserved: padding, end and unknown.
+    _arguments.integer("vocabulary_size", vocabulary_size, 4)
+    _arguments.choice("model_type", model_type, ("unigram", "bpe"))
     texts = [str(text) for text in texts]
     if not texts:
         raise ValueError("`texts` is empty: nothing to train a tokenizer on.")
@@ -47,9 +52,18 @@ def train_sentencepiece(
         "minloglevel": 2,
     }
     options.update(kwargs)
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=model, **options
-    )
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=model, **options
+        )
+    except RuntimeError as error:
+        # SentencePiece refuses a vocabulary smaller than the texts'
+        # characters, among others; its message says which.
+        raise ValueError(
+            "SentencePiece could not train a tokenizer with "
+            f"vocabulary_size={vocabulary_size!r}, "
+            f"model_type={model_type!r}: {str(error).strip()}"
+        ) from None
     return model.getvalue()
 
 
@@ -70,5 +84,6 @@ class TextPreprocessor(Teacher2TaskPreprocessor):
     ```
     """
 
+    @_arguments.suggests_keywords
     def __init__(self, tokenizer, sequence_length, **kwargs):
         super().__init__(tokenizer, sequence_length, **kwargs)

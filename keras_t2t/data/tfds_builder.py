@@ -60,8 +60,8 @@ def save_as_tfds(
 
     if not isinstance(splits, dict):
         splits = {"train": splits}
-    spec = TableSpec(
-        vocabulary, inputs, ground_truth, teachers, **table_options
+    spec = TableSpec.of_call(
+        save_as_tfds, vocabulary, inputs, ground_truth, teachers, table_options
     )
     columns = {
         split: _canonical(source, spec) for split, source in splits.items()

@@ -1,6 +1,9 @@
 import numpy as np
 
+from keras_t2t import _arguments
 
+
+@_arguments.suggests_keywords
 def make_synthetic_teachers(
     num_rows=512,
     num_teachers=3,
@@ -41,8 +44,23 @@ def make_synthetic_teachers(
         `teacher_scores` `(rows, num_teachers, num_labels)` (NaN where the
         teacher did not score).
     """
+    for name, value, least, optional in (
+        ("num_rows", num_rows, 1, False),
+        ("num_teachers", num_teachers, 1, False),
+        ("num_labels", num_labels, 1, False),
+        ("sequence_length", sequence_length, 1, False),
+        ("feature_dim", feature_dim, 1, True),
+        ("vocabulary_size", vocabulary_size, 2, True),  # 0 is padding.
+        ("seed", seed, 0, True),
+    ):
+        _arguments.integer(name, value, least, allow_none=optional)
+    _arguments.number("ground_truth_fraction", ground_truth_fraction, 0, 1)
+    _arguments.number("teacher_coverage", teacher_coverage, 0, 1)
     if feature_dim is not None and vocabulary_size is not None:
-        raise ValueError("Set only one of `feature_dim` and `vocabulary_size`.")
+        raise ValueError(
+            "Set only one of `feature_dim` and `vocabulary_size`. Received: "
+            f"feature_dim={feature_dim!r}, vocabulary_size={vocabulary_size!r}"
+        )
     if feature_dim is None and vocabulary_size is None:
         feature_dim = 8
     rng = np.random.default_rng(seed)

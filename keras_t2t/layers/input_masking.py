@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_t2t import _arguments
+
 
 @keras.saving.register_keras_serializable(package="keras_t2t")
 class InputMasking(keras.layers.Layer):
@@ -37,14 +39,11 @@ class InputMasking(keras.layers.Layer):
     ```
     """
 
+    @_arguments.suggests_keywords
     def __init__(self, rate=0.15, seed=None, mask_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 < float(rate) < 1.0:
-            raise ValueError(
-                f"`rate` must be strictly between 0 and 1. Received: {rate}"
-            )
-        self.rate = float(rate)
-        self.seed = seed
+        self.rate = _arguments.number("rate", rate, above=0.0, below=1.0)
+        self.seed = _arguments.integer("seed", seed, 0, allow_none=True)
         self.mask_initializer = keras.initializers.get(
             mask_initializer or keras.initializers.TruncatedNormal(stddev=0.05)
         )

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_t2t import _arguments
+
 GROUND_TRUTH_TOKENS = ("free", "mixture")
 
 
@@ -19,12 +21,9 @@ class TeacherShrinkage(keras.regularizers.Regularizer):
         strength: float >= 0. Defaults to `0.01`.
     """
 
+    @_arguments.suggests_keywords
     def __init__(self, strength=0.01):
-        if not strength >= 0:
-            raise ValueError(
-                f"`strength` must be >= 0. Received: strength={strength}"
-            )
-        self.strength = float(strength)
+        self.strength = _arguments.number("strength", strength, 0.0)
 
     def __call__(self, table):
         teachers = table[1:]
@@ -81,6 +80,7 @@ class TeacherEmbedding(keras.layers.Layer):
     ```
     """
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         num_teachers,
@@ -91,25 +91,18 @@ class TeacherEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if ground_truth_token not in GROUND_TRUTH_TOKENS:
-            raise ValueError(
-                "`ground_truth_token` must be one of "
-                f"{list(GROUND_TRUTH_TOKENS)}. Received: "
-                f"ground_truth_token={ground_truth_token!r}"
-            )
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.TruncatedNormal(
                 stddev=0.05
             )
-        self.num_teachers = num_teachers
-        self.hidden_dim = hidden_dim
-        self.ground_truth_token = ground_truth_token
-        self.teacher_shrinkage = float(teacher_shrinkage)
-        if self.teacher_shrinkage < 0:
-            raise ValueError(
-                "`teacher_shrinkage` must be >= 0. Received: "
-                f"teacher_shrinkage={teacher_shrinkage}"
-            )
+        self.num_teachers = _arguments.integer("num_teachers", num_teachers, 1)
+        self.hidden_dim = _arguments.integer("hidden_dim", hidden_dim, 1)
+        self.ground_truth_token = _arguments.choice(
+            "ground_truth_token", ground_truth_token, GROUND_TRUTH_TOKENS
+        )
+        self.teacher_shrinkage = _arguments.number(
+            "teacher_shrinkage", teacher_shrinkage, 0.0
+        )
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer
         )

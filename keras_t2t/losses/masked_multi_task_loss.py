@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_t2t import _arguments
+
 _LOSSES = ("mean_squared_error", "binary_crossentropy")
 _ALIASES = {"mse": "mean_squared_error", "bce": "binary_crossentropy"}
 
@@ -55,6 +57,7 @@ class MaskedMultiTaskLoss(keras.losses.Loss):
     ```
     """
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         loss="mean_squared_error",
@@ -66,11 +69,7 @@ class MaskedMultiTaskLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if normalize not in ("entries", "tasks"):
-            raise ValueError(
-                "`normalize` must be 'entries' or 'tasks'. Received: "
-                f"normalize={normalize!r}"
-            )
+        _arguments.choice("normalize", normalize, ("entries", "tasks"))
         if task_weights is not None:
             task_weights = [float(w) for w in task_weights]
             if normalize != "tasks" or min(task_weights) < 0:
@@ -88,7 +87,7 @@ class MaskedMultiTaskLoss(keras.losses.Loss):
                 f"Received: loss={loss!r}"
             )
         self.loss = loss
-        self.epsilon = epsilon
+        self.epsilon = _arguments.number("epsilon", epsilon, above=0.0)
 
     def call(self, y_true, y_pred):
         y_pred = ops.convert_to_tensor(y_pred)

@@ -2,7 +2,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_t2t import _arguments
 
+
+@_arguments.suggests_keywords
 def pr_auc_score(labels, scores, average="macro"):
     """PR-AUC (average precision) of NumPy arrays, exactly.
 
@@ -32,10 +35,7 @@ def pr_auc_score(labels, scores, average="macro"):
     # 0.8333: precision 1 at recall 1/2, then 2/3 at recall 1
     ```
     """
-    if average not in ("macro", None):
-        raise ValueError(
-            f'`average` must be "macro" or None. Received: {average!r}'
-        )
+    _arguments.choice("average", average, ("macro", None))
     labels = np.asarray(labels, np.float64)
     scores = np.asarray(scores, np.float64)
     if labels.shape != scores.shape:
@@ -111,6 +111,7 @@ class PRAUC(keras.metrics.Metric):
     The exact value of arrays in memory: `keras_t2t.metrics.pr_auc_score`.
     """
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         num_labels=1,
@@ -120,19 +121,11 @@ class PRAUC(keras.metrics.Metric):
         dtype=None,
     ):
         super().__init__(name=name, dtype=dtype)
-        if average not in ("macro", None):
-            raise ValueError(
-                f'`average` must be "macro" or None. Received: {average!r}'
-            )
-        if num_labels < 1 or num_thresholds < 2:
-            raise ValueError(
-                "`num_labels` must be >= 1 and `num_thresholds` >= 2. "
-                f"Received: num_labels={num_labels}, "
-                f"num_thresholds={num_thresholds}"
-            )
-        self.num_labels = num_labels
-        self.num_thresholds = num_thresholds
-        self.average = average
+        self.num_labels = _arguments.integer("num_labels", num_labels, 1)
+        self.num_thresholds = _arguments.integer(
+            "num_thresholds", num_thresholds, 2
+        )
+        self.average = _arguments.choice("average", average, ("macro", None))
         shape = (num_labels, num_thresholds)
         self.positives = self.add_variable(
             shape=shape, initializer="zeros", name="positives"
@@ -224,12 +217,9 @@ class PRAUC(keras.metrics.Metric):
             variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_labels": self.num_labels,
-                "num_thresholds": self.num_thresholds,
-                "average": self.average,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "num_labels": self.num_labels,
+            "num_thresholds": self.num_thresholds,
+            "average": self.average,
+        }

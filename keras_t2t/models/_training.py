@@ -18,6 +18,7 @@ Keras's own method to call at the end. A call walks, in this package:
 Each call leaves the model as it was when it raises (`_state`).
 """
 
+from keras_t2t import _arguments
 from keras_t2t.models import _array_inputs
 from keras_t2t.models import _input_checks
 from keras_t2t.models import _resume
@@ -40,6 +41,11 @@ def fit(
     **kwargs,
 ):
     """Trains `model` through `keras_fit` (Keras's `fit`)."""
+    _check_batching(batch_size, steps_per_epoch=kwargs.get("steps_per_epoch"))
+    _arguments.integer("epochs", kwargs.get("epochs", 1), 1)
+    if validation_split is not None:
+        _arguments.number("validation_split", validation_split, 0.0, below=1.0)
+    _arguments.boolean("shuffle", shuffle)
     x, y, sample_weight = _input_checks.check_arrays(
         model, x, y, sample_weight, needs_targets=True
     )
@@ -77,6 +83,7 @@ def fit(
 
 def evaluate(model, keras_evaluate, x, y, sample_weight, **kwargs):
     """Evaluates `model` through `keras_evaluate` (Keras's `evaluate`)."""
+    _check_batching(kwargs.get("batch_size"), steps=kwargs.get("steps"))
     x, y, sample_weight = _input_checks.check_arrays(
         model, x, y, sample_weight, needs_targets=True
     )
@@ -88,7 +95,16 @@ def evaluate(model, keras_evaluate, x, y, sample_weight, **kwargs):
 
 def predict(model, keras_predict, x, batch_size, all_tasks, **kwargs):
     """Predicts through `keras_predict` (Keras's `predict`)."""
+    _check_batching(batch_size, steps=kwargs.get("steps"))
     with _state.restored_on_error(model):
         return _task_predictions.predict(
             model, keras_predict, x, batch_size, all_tasks, **kwargs
         )
+
+
+def _check_batching(batch_size, **steps):
+    """`batch_size` and the number of steps (by its name): integers >= 1
+    or `None`."""
+    _arguments.integer("batch_size", batch_size, 1, allow_none=True)
+    for name, value in steps.items():
+        _arguments.integer(name, value, 1, allow_none=True)

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_t2t import _arguments
 from keras_t2t.metrics.pr_auc import PRAUC
 
 # Confidences are clipped before their logits are taken.
@@ -46,6 +47,7 @@ class TaskCombination:
     ```
     """
 
+    @_arguments.suggests_keywords
     def __init__(self, weights, bias, task_ids=None):
         self.weights = [float(w) for w in weights]
         self.bias = [float(b) for b in bias]

@@ -9,6 +9,7 @@ from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
 from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 from keras_hub.src.utils.preset_utils import get_preset_loader
 
+from keras_t2t import _arguments
 from keras_t2t.layers.task_tokens import TaskTokens
 from keras_t2t.layers.task_tokens import _SlotPositionBias
 from keras_t2t.layers.task_tokens import _TaskSlots
@@ -157,6 +158,7 @@ class Teacher2TaskBackbone(Backbone):
     ```
     """
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         num_teachers,
@@ -179,26 +181,37 @@ class Teacher2TaskBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        if task_layout not in TASK_LAYOUTS:
-            raise ValueError(
-                f"`task_layout` must be one of {list(TASK_LAYOUTS)}. "
-                f"Received: task_layout={task_layout!r}"
-            )
+        _arguments.choice("task_layout", task_layout, TASK_LAYOUTS)
         if (vocabulary_size is None) == (feature_dim is None):
             raise ValueError(
                 "Set exactly one of `vocabulary_size` (text input) and "
                 f"`feature_dim` (feature input). Received: vocabulary_size="
                 f"{vocabulary_size}, feature_dim={feature_dim}"
             )
-        if max_sequence_length is not None and int(max_sequence_length) < 1:
+        for name, value, optional in (
+            ("num_teachers", num_teachers, False),
+            ("num_layers", num_layers, False),
+            ("num_heads", num_heads, False),
+            ("hidden_dim", hidden_dim, False),
+            ("intermediate_dim", intermediate_dim, False),
+            ("vocabulary_size", vocabulary_size, True),
+            ("feature_dim", feature_dim, True),
+            ("key_value_dim", key_value_dim, True),
+            ("max_sequence_length", max_sequence_length, True),
+        ):
+            _arguments.integer(name, value, 1, allow_none=optional)
+        if key_value_dim is None and hidden_dim < num_heads:
             raise ValueError(
-                "`max_sequence_length` must be None or >= 1. Received: "
-                f"{max_sequence_length}"
+                "Each attention head reads hidden_dim // num_heads values: "
+                "`hidden_dim` must be >= `num_heads`, or pass "
+                f"`key_value_dim`. Received: hidden_dim={hidden_dim}, "
+                f"num_heads={num_heads}"
             )
-        if int(num_teachers) < 1:
-            raise ValueError(
-                f"`num_teachers` must be >= 1. Received: {num_teachers}"
-            )
+        _arguments.number("dropout", dropout, 0.0, below=1.0)
+        _arguments.boolean("use_gated_activation", use_gated_activation)
+        _arguments.number("layer_norm_epsilon", layer_norm_epsilon, above=0.0)
+        _arguments.number("embedding_stddev", embedding_stddev, above=0.0)
+        _arguments.number("teacher_shrinkage", teacher_shrinkage, 0.0)
         embeddings_initializer = keras.initializers.TruncatedNormal(
             stddev=embedding_stddev
         )

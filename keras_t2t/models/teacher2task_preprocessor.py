@@ -9,6 +9,7 @@ from keras_hub.models import T5Tokenizer
 from keras_hub.src.utils.preset_utils import get_preset_loader
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 
+from keras_t2t import _arguments
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 
 
@@ -59,6 +60,7 @@ class Teacher2TaskPreprocessor(T5Preprocessor):
     backbone_cls = Teacher2TaskBackbone
     tokenizer_cls = T5Tokenizer
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         tokenizer,
@@ -68,11 +70,12 @@ class Teacher2TaskPreprocessor(T5Preprocessor):
         add_end_token=True,
         **kwargs,
     ):
-        if sequence_length < 2:
-            raise ValueError(
-                "`sequence_length` must be >= 2 (a token and the end "
-                f"token). Received: {sequence_length}"
-            )
+        # At least a token and the end token.
+        sequence_length = _arguments.integer(
+            "sequence_length", sequence_length, 2
+        )
+        _arguments.boolean("add_start_token", add_start_token)
+        _arguments.boolean("add_end_token", add_end_token)
         super().__init__(
             tokenizer=tokenizer,
             sequence_length=sequence_length,

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 from keras_hub.models import Task
 
+from keras_t2t import _arguments
 from keras_t2t.layers.input_masking import InputMasking
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
 
@@ -74,6 +75,7 @@ class Teacher2TaskPretrainer(Task):
 
     backbone_cls = Teacher2TaskBackbone
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         backbone,
@@ -83,6 +85,10 @@ class Teacher2TaskPretrainer(Task):
         preprocessor=None,
         **kwargs,
     ):
+        _arguments.integer(
+            "max_predictions", max_predictions, 1, allow_none=True
+        )
+        _arguments.number("mask_rate", mask_rate, above=0.0, below=1.0)
         text = backbone.input_mode == "text"
 
         # === Layers ===
