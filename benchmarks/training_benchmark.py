@@ -33,14 +33,15 @@ import subprocess
 import sys
 import time
 
-CONFIG = dict(
-    vocabulary_size=8000,
-    num_layers=4,
-    num_heads=4,
-    hidden_dim=128,
-    intermediate_dim=512,
-    dropout=0.1,
-)
+# The encoder both models share, as keras-hub writes its test configs.
+CONFIG = {
+    "vocabulary_size": 8000,
+    "num_layers": 4,
+    "num_heads": 4,
+    "hidden_dim": 128,
+    "intermediate_dim": 512,
+    "dropout": 0.1,
+}
 BATCH_SIZE = 64
 SEQUENCE_LENGTH = 64  # Teacher2Task adds the teacher token: 65 positions.
 NUM_TEACHERS = 3

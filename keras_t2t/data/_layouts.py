@@ -72,22 +72,23 @@ def _wide_rows(columns, spec, first_row=0):
 def _num_rows(inputs, columns, spec):
     lengths = {name: len(value) for name, value in columns.items()}
     num_rows = lengths[spec.inputs[0]]
-    name, length = _first_other(lengths, num_rows)
-    if name is not None:
-        raise ValueError(
+    _check_all_equal(
+        lengths,
+        num_rows,
+        lambda name, length: (
             f"Column {name!r} has {length} rows; column "
             f"{spec.inputs[0]!r} has {num_rows}."
-        )
+        ),
+    )
     return num_rows
 
 
-def _first_other(values, expected):
-    """The first `(column, value)` of `values` other than `expected`, or
-    `(None, None)`."""
-    return next(
-        ((name, v) for name, v in values.items() if v != expected),
-        (None, None),
-    )
+def _check_all_equal(values, expected, message):
+    """Raises `ValueError(message(column, value))` for the first column of
+    `values` whose value is not `expected`."""
+    for column, value in values.items():
+        if value != expected:
+            raise ValueError(message(column, value))
 
 
 def _label_matrix(values, column):
@@ -151,12 +152,14 @@ def _check_num_labels(widths, spec):
             "where missing), or pass `num_labels`."
         )
     num_labels = spec.num_labels or max(widths.values(), default=1)
-    column, width = _first_other(widths, num_labels)
-    if column is not None:
-        raise ValueError(
-            f"Column {column!r} holds {width} label(s) per row, but "
-            f"num_labels={num_labels}."
-        )
+    _check_all_equal(
+        widths,
+        num_labels,
+        lambda column, width: (
+            f"Column {column!r} holds {width} label(s) "
+            f"per row, but num_labels={num_labels}."
+        ),
+    )
     return num_labels
 
 

@@ -4,6 +4,7 @@
 import numpy as np
 import tensorflow as tf
 
+from keras_t2t import _arguments
 from keras_t2t.data._layouts import _check_num_labels
 from keras_t2t.data._layouts import _column
 from keras_t2t.data._rows import StreamRows
@@ -15,11 +16,11 @@ from keras_t2t.data._validation import rescale_scores
 def _stream_rows(dataset, spec):
     """Reads a dataset of row dicts as a `StreamRows`."""
     element = dataset.element_spec
-    if not isinstance(element, dict):
-        raise ValueError(
-            "A tf.data source must yield dicts of columns. Received "
-            f"elements of {element}."
-        )
+    _arguments.require(
+        isinstance(element, dict),
+        f"A tf.data source must yield dicts of columns. Received elements "
+        f"of {element}.",
+    )
     to_block = _block_converter(element, spec, "tf.data source")
     return StreamRows(
         dataset.enumerate(), lambda index, rows: to_block(index, rows)

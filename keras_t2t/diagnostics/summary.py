@@ -187,42 +187,72 @@ def per_teacher(report, key):
         )
 
 
-def notes(report):
-    """The report's notes, one per kind of gap, with a few names each
-    (a note per teacher would run to a thousand lines)."""
+def notes(report, grouped=True):
+    """The report's notes on what it could not measure.
+
+    `grouped`: one note per kind of gap, with a few names each (a note per
+    teacher would run to a thousand lines); else a note per teacher.
+    """
     lines = []
     if not report.labelled.any():
+        skill = ", skill is agreement with the other teachers' majority"
         lines.append(
-            "No row has a ground-truth label: PR-AUC and ECE are n/a, skill "
-            "is agreement with the other teachers' majority (pass "
-            "`ground_truth=` naming the label column, if there is one)."
+            "No row has a ground-truth label: PR-AUC and ECE are n/a"
+            f"{skill if grouped else ''} (pass `ground_truth=` naming the "
+            "label column, if there is one)."
         )
+    teacher_notes = _grouped_teacher_notes if grouped else _teacher_notes
     for label in range(report.num_labels):
         where = f" (label {label})" if report.num_labels > 1 else ""
         if report.labelled[label] and not report.positives[label]:
             lines.append(
                 f"No ground-truth label is positive{where}: PR-AUC is n/a."
             )
-        silent = report.scored[:, label] == 0
-        if silent.any():
+        lines += teacher_notes(report, label, where)
+    return lines + _student_notes(report)
+
+
+def _grouped_teacher_notes(report, label, where):
+    lines = []
+    silent = report.scored[:, label] == 0
+    if silent.any():
+        lines.append(
+            f"{_some(report.teachers, silent)} scored no row{where}: "
+            "coverage 0, their other statistics n/a."
+        )
+    if report.labelled[label]:
+        few = ~silent & (report.labelled_scored[:, label] < report.min_labelled)
+        if few.any():
             lines.append(
-                f"{_some(report.teachers, silent)} scored no row{where}: "
-                "coverage 0, their other statistics n/a."
+                f"{_some(report.teachers, few)} scored fewer than "
+                f"min_labelled={report.min_labelled} labelled rows"
+                f"{where}: their PR-AUC and ECE n/a."
             )
-        if report.labelled[label]:
-            few = ~silent & (
-                report.labelled_scored[:, label] < report.min_labelled
-            )
-            if few.any():
-                lines.append(
-                    f"{_some(report.teachers, few)} scored fewer than "
-                    f"min_labelled={report.min_labelled} labelled rows"
-                    f"{where}: their PR-AUC and ECE n/a."
-                )
-    return lines + student_notes(report)
+    return lines
 
 
-def student_notes(report):
+def _teacher_notes(report, label, where):
+    lines = []
+    for k, name in enumerate(report.teachers):
+        if not report.scored[k, label]:
+            lines.append(
+                f"Teacher {name!r} scored no row{where}: coverage 0, "
+                "its other statistics n/a."
+            )
+        elif (
+            report.labelled[label]
+            and report.labelled_scored[k, label] < report.min_labelled
+        ):
+            lines.append(
+                f"Teacher {name!r} scored "
+                f"{report.labelled_scored[k, label]} labelled row(s)"
+                f"{where}, fewer than min_labelled="
+                f"{report.min_labelled}: PR-AUC and ECE n/a."
+            )
+    return lines
+
+
+def _student_notes(report):
     """The note on a student read on too few labelled rows, if any."""
     if report.student is None or not report.labelled.any():
         return []

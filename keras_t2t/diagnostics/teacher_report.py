@@ -3,6 +3,7 @@ import os
 import numpy as np
 from keras import ops
 
+from keras_t2t import _arguments
 from keras_t2t.data.sources import TableSpec
 from keras_t2t.data.sources import read_rows
 from keras_t2t.diagnostics import plots
@@ -145,38 +146,27 @@ def teacher_report(
     report.plot("outputs/diagnostics")
     ```
     """
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(
-            f"`threshold` must be in (0, 1). Received: {threshold}"
-        )
-    if int(num_bins) != num_bins or num_bins < 1:
-        raise ValueError(
-            f"`num_bins` must be a positive integer. Received: {num_bins}"
-        )
-    if int(min_labelled) != min_labelled or min_labelled < 1:
-        raise ValueError(
-            "`min_labelled` must be a positive integer. Received: "
-            f"{min_labelled}"
-        )
-    if int(block_size) != block_size or block_size < 1:
-        raise ValueError(
-            f"`block_size` must be a positive integer. Received: {block_size}"
-        )
+    _arguments.number("threshold", threshold, above=0.0, below=1.0)
     for name, value, least in (
+        ("num_bins", num_bins, 1),
+        ("min_labelled", min_labelled, 1),
+        ("block_size", block_size, 1),
         ("summarize_above", summarize_above, 0),
         ("top_k", top_k, 1),
         ("min_overlap", min_overlap, 1),
     ):
-        if int(value) != value or value < least:
-            raise ValueError(
-                f"`{name}` must be an integer >= {least}. Received: {value}"
-            )
-    if not shrinkage >= 0:
-        raise ValueError(f"`shrinkage` must be >= 0. Received: {shrinkage}")
+        _arguments.integer(name, value, least)
+    _arguments.integer("batch_size", batch_size, 1, allow_none=True)
+    _arguments.number("shrinkage", shrinkage, 0.0)
     if classifier is not None:
         _check_classifier(classifier, vocabulary)
-    spec = TableSpec(
-        vocabulary, inputs, ground_truth, teachers, **table_options
+    spec = TableSpec.of_call(
+        teacher_report,
+        vocabulary,
+        inputs,
+        ground_truth,
+        teachers,
+        table_options,
     )
     rows = read_rows(source, spec, file_format=file_format)
     block_rows = max(
@@ -546,7 +536,7 @@ class TeacherReport:
                 values["task_similarity"] = similarity
                 values["ground_truth_similarity"] = similarity[0]
         report = cls(**values)
-        report.notes = summary.notes(report) if summarized else report._notes()
+        report.notes = summary.notes(report, grouped=summarized)
         report.distributions = report._distributions(shares)
         return report
 
@@ -560,38 +550,6 @@ class TeacherReport:
             pair_shares, (0.0, 1.0)
         )
         return distributions
-
-    def _notes(self):
-        notes = []
-        if not self.labelled.any():
-            notes.append(
-                "No row has a ground-truth label: PR-AUC and ECE are n/a "
-                "(pass `ground_truth=` naming the label column, if there is "
-                "one)."
-            )
-        for label in range(self.num_labels):
-            where = f" (label {label})" if self.num_labels > 1 else ""
-            if self.labelled[label] and not self.positives[label]:
-                notes.append(
-                    f"No ground-truth label is positive{where}: PR-AUC is n/a."
-                )
-            for k, name in enumerate(self.teachers):
-                if not self.scored[k, label]:
-                    notes.append(
-                        f"Teacher {name!r} scored no row{where}: coverage 0, "
-                        "its other statistics n/a."
-                    )
-                elif (
-                    self.labelled[label]
-                    and self.labelled_scored[k, label] < self.min_labelled
-                ):
-                    notes.append(
-                        f"Teacher {name!r} scored "
-                        f"{self.labelled_scored[k, label]} labelled row(s)"
-                        f"{where}, fewer than min_labelled="
-                        f"{self.min_labelled}: PR-AUC and ECE n/a."
-                    )
-        return notes + summary.student_notes(self)
 
     # === Tables ===
 

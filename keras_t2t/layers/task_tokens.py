@@ -30,14 +30,9 @@ class TaskTokens(TeacherEmbedding):
     reads a row alike in any slot.)
 
     Args:
-        num_teachers: int. The number of teachers N; the layer holds N + 1
-            vectors, one per task id in `[0, N]`.
-        hidden_dim: int. The size of each vector, the encoder's hidden size.
-        embeddings_initializer: The initializer of the vectors. Defaults to
-            a truncated normal with standard deviation 0.05.
-        ground_truth_token: str. `"free"` or `"mixture"` (the ground-truth
-            vector as a learned mixture of the teacher vectors plus an
-            offset; see `TeacherEmbedding`). Defaults to `"free"`.
+        Those of `TeacherEmbedding`, whose table of N + 1 task vectors
+        (`num_teachers`, `hidden_dim`, `embeddings_initializer`,
+        `ground_truth_token`, `teacher_shrinkage`) this layer holds.
 
     Call arguments:
         sequence: float tensor of shape `(batch, seq, hidden_dim)`.

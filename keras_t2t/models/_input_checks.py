@@ -15,6 +15,8 @@ inputs without them.
 import numpy as np
 import tensorflow as tf
 
+from keras_t2t import _arguments
+
 
 def check_arrays(model, x, y=None, sample_weight=None, needs_targets=False):
     """Checks in-memory inputs whole, before they are batched.
@@ -100,12 +102,12 @@ def _target_spec(model):
 def complete_and_check_inputs(backbone, x):
     """Checks the inputs dict; fills `teacher_id` and a feature mask."""
     sequence_name = backbone.sequence_input_name
-    if not isinstance(x, dict):
-        raise ValueError(
-            "Teacher2TaskClassifier takes a dict of inputs with keys "
-            f"'teacher_id' (optional), '{sequence_name}' and "
-            f"'padding_mask'. Received: {type(x).__name__}"
-        )
+    _arguments.require(
+        isinstance(x, dict),
+        "Teacher2TaskClassifier takes a dict of inputs with keys "
+        f"'teacher_id' (optional), '{sequence_name}' and 'padding_mask'. "
+        f"Received: {type(x).__name__}",
+    )
     expected = {"teacher_id", sequence_name, "padding_mask"}
     if backbone.packed:
         expected.remove("teacher_id")
@@ -410,12 +412,8 @@ def _check_token_ids(token_ids, vocabulary_size, backend):
         "the backbone was built for, or build it with a larger "
         "`vocabulary_size`"
     )
+    _check_dtype(token_ids, "token_ids", "integers", backend, f"; {rule}")
     if backend is tf:
-        if not token_ids.dtype.is_integer:
-            raise ValueError(
-                f"Input 'token_ids' must be integers; {rule}. Received dtype "
-                f"{token_ids.dtype.name}."
-            )
         bad = (token_ids < 0) | (token_ids >= vocabulary_size)
         return _assert_none(
             bad,
@@ -424,11 +422,6 @@ def _check_token_ids(token_ids, vocabulary_size, backend):
             "(example, position)",
         )
     token_ids = np.asarray(token_ids)
-    if not np.issubdtype(token_ids.dtype, np.integer):
-        raise ValueError(
-            f"Input 'token_ids' must be integers; {rule}. Received dtype "
-            f"{token_ids.dtype}."
-        )
     bad = (token_ids < 0) | (token_ids >= vocabulary_size)
     if bad.any():
         row, position = np.argwhere(bad)[0]
@@ -439,17 +432,31 @@ def _check_token_ids(token_ids, vocabulary_size, backend):
     return token_ids
 
 
+def _check_dtype(values, name, kind, backend, rule=""):
+    """Raises unless `values` are `"integers"` or `"numeric"`."""
+    if backend is tf:
+        dtype = values.dtype
+        ok = dtype.is_integer or (kind == "numeric" and dtype.is_floating)
+        shown = dtype.name
+    else:
+        dtype = np.asarray(values).dtype
+        ok = np.issubdtype(
+            dtype, np.integer if kind == "integers" else np.number
+        )
+        shown = dtype
+    if not ok:
+        raise ValueError(
+            f"Input '{name}' must be {kind}{rule}. Received dtype {shown}."
+        )
+
+
 def _check_finite_features(features, backend):
     rule = (
         "features must be finite: replace NaN and inf (e.g. with 0, and "
         "set `padding_mask` to 0 at positions that hold no data)"
     )
+    _check_dtype(features, "features", "numeric", backend)
     if backend is tf:
-        if not (features.dtype.is_floating or features.dtype.is_integer):
-            raise ValueError(
-                f"Input 'features' must be numeric. Received dtype "
-                f"{features.dtype.name}."
-            )
         if features.dtype.is_integer:
             return features
         return _assert_none(
@@ -459,11 +466,6 @@ def _check_finite_features(features, backend):
             "(example, position, feature)",
         )
     features = np.asarray(features)
-    if not np.issubdtype(features.dtype, np.number):
-        raise ValueError(
-            "Input 'features' must be numeric. Received dtype "
-            f"{features.dtype}."
-        )
     bad = ~np.isfinite(features)
     if bad.any():
         row, position, feature = np.argwhere(bad)[0]

@@ -31,23 +31,17 @@ def predict(model, keras_predict, x, batch_size=None, all_tasks=False, **kw):
         return ops.convert_to_numpy(model.combination(outputs))
     backbone = model.backbone
     if backbone.sparse and task_ids is not None:
-        x = _arrays(x)
-        rows = _array_inputs.num_rows(x)
-        return np.concatenate(
-            [
-                _predict(
-                    model,
-                    keras_predict,
-                    dict(x, task_ids=np.tile(group, (rows, 1))),
-                    batch_size,
-                    **kw,
-                )
-                for group in np.array_split(
-                    task_ids, -(-len(task_ids) // _SLOTS_PER_PASS)
-                )
-            ],
-            axis=1,
+        # The tasks asked for, a group of slots per pass.
+        groups = np.array_split(task_ids, -(-len(task_ids) // _SLOTS_PER_PASS))
+        passes = _per_pass(
+            model,
+            keras_predict,
+            x,
+            batch_size,
+            lambda rows: ({"task_ids": np.tile(g, (rows, 1))} for g in groups),
+            **kw,
         )
+        return np.concatenate(passes, axis=1)
     if backbone.sparse:
         outputs = _predict(model, keras_predict, x, batch_size, **kw)
         return outputs if _names_tasks(x) else outputs[:, 0]
@@ -56,21 +50,28 @@ def predict(model, keras_predict, x, batch_size=None, all_tasks=False, **kw):
         return outputs[:, 0] if task_ids is None else outputs[:, task_ids]
     if task_ids is None:
         return _predict(model, keras_predict, x, batch_size, **kw)
+    # A per-example model reads one task per pass.
+    passes = _per_pass(
+        model,
+        keras_predict,
+        x,
+        batch_size,
+        lambda rows: (
+            {"teacher_id": np.full(rows, task, "int32")} for task in task_ids
+        ),
+        **kw,
+    )
+    return np.stack(passes, axis=1)
+
+
+def _per_pass(model, keras_predict, x, batch_size, inputs, **kwargs):
+    """One `predict` per dict of `inputs(rows)`, each set in `x` in turn."""
     x = _arrays(x)
     rows = _array_inputs.num_rows(x)
-    return np.stack(
-        [
-            _predict(
-                model,
-                keras_predict,
-                dict(x, teacher_id=np.full(rows, task, "int32")),
-                batch_size,
-                **kw,
-            )
-            for task in task_ids
-        ],
-        axis=1,
-    )
+    return [
+        _predict(model, keras_predict, dict(x, **task), batch_size, **kwargs)
+        for task in inputs(rows)
+    ]
 
 
 def wanted_tasks(num_teachers, all_tasks):

@@ -64,10 +64,10 @@ def run_fresh(path, inputs, directory):
     inputs_file = os.path.join(directory, "inputs.npz")
     out_file = os.path.join(directory, "outputs.json")
     np.savez(inputs_file, **inputs)
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    command = [sys.executable, "-c", FRESH_PROCESS, path, inputs_file]
     result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, path, inputs_file, out_file],
-        env=environment,
+        [*command, out_file],
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
         capture_output=True,
         text=True,
     )
