@@ -16,7 +16,8 @@ the run folder: `model.keras`, a TF Serving SavedModel at `serving/1`,
 (the table's summary and `keras_t2t.diagnostics.teacher_report` on the
 validation rows) and its pictures. `report` prints that report for any
 table with the run's columns. The folder is written aside and renamed at
-the end, so a failed run leaves nothing in `--output`.
+the end, so a failed or killed run leaves nothing in `--output` (and the
+next run removes what a killed one left beside it).
 
 The table is read as `keras_t2t.data.expand` reads it: a source cell is
 a number, or a list (a JSON list in a CSV) of one number per label for
@@ -30,9 +31,9 @@ naming the problem, with the row and column of a bad cell.
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -66,9 +67,27 @@ def main(argv=None):
         return 1
     except (ValueError, OSError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
+        message = _with_file_lines(message, getattr(args, "table", None))
         print(f"keras-t2t {args.name}: error: {message}", file=sys.stderr)
         return 2
     return 0
+
+
+# The line of a text table that holds its data row 0.
+_FIRST_DATA_LINE = {".csv": 2, ".jsonl": 1, ".json": 1}
+
+
+def _with_file_lines(message, path):
+    """The library counts a table's rows from 0; a user reads a file by its
+    lines. Each "Row N" of a CSV or JSON Lines table gets its line."""
+    first = _FIRST_DATA_LINE.get(os.path.splitext(path or "")[1].lower())
+    if first is None:
+        return message
+    return re.sub(
+        r"\b([Rr]ows?) (\d+)\b",
+        lambda m: f"{m[0]} (line {int(m[2]) + first} of {path})",
+        message,
+    )
 
 
 def _number(text, kind):
@@ -102,6 +121,28 @@ def _positive_float(text):
     if not 0.0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be > 0, received {text}")
     return value
+
+
+def _rescale(text):
+    """`--rescale`: "name=sigmoid,other=LOW:HIGH" as a dict."""
+    rules = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, rule = item.partition("=")
+        if rule == "sigmoid":
+            rules[name] = rule
+            continue
+        low, _, high = rule.partition(":")
+        try:
+            rules[name] = [float(low), float(high)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: write TEACHER=sigmoid or TEACHER=LOW:HIGH"
+            ) from None
+        if not rules[name][0] < rules[name][1]:
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: LOW must be below HIGH"
+            )
+    return rules
 
 
 def _share(text):
@@ -186,6 +227,14 @@ def _parser():
         required=True,
         help="Comma-separated teacher columns (confidences in [0, 1], a "
         "list per row for several labels).",
+    )
+    fit.add_argument(
+        "--rescale",
+        type=_rescale,
+        default={},
+        help="Teachers whose scores are not confidences in [0, 1], mapped "
+        "onto it: TEACHER=sigmoid (logits) or TEACHER=LOW:HIGH (a linear "
+        "range), comma-separated.",
     )
     fit.add_argument(
         "--output",
@@ -323,7 +372,9 @@ def _fit(args):
     mode = _input_mode(frame, inputs)
     vocabulary = keras_t2t.TeacherVocabulary(teachers)
     model_inputs = _model_inputs(frame, inputs, mode)
-    targets = _targets(frame, model_inputs, vocabulary, args.ground_truth)
+    targets = _targets(
+        frame, model_inputs, vocabulary, args.ground_truth, args.rescale
+    )
     num_labels = targets.shape[-1]
     validation, train = _hold_out(targets[:, 0], args)
 
@@ -376,10 +427,11 @@ def _fit(args):
 
     parent = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(parent, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=".keras-t2t-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(scratch, 0o777 & ~umask)  # mkdtemp's folder is private.
+    # Written in a hidden sibling, renamed into place when whole; what
+    # runs killed on this host left there goes first.
+    keras_t2t.models.model_file.remove_stale_siblings(args.output)
+    scratch = keras_t2t.models.model_file.temporary_sibling(args.output)
+    os.mkdir(scratch)
     try:
         classifier.save(os.path.join(scratch, "model.keras"))
         keras_t2t.export.export_saved_model(
@@ -399,6 +451,7 @@ def _fit(args):
             "num_labels": int(num_labels),
             "ground_truth": args.ground_truth,
             "teachers": teachers,
+            "rescale": args.rescale,
             "ignore_columns": ignored,
             "validation_rows": int(len(validation)),
             "best_step": best.best_step,
@@ -429,8 +482,7 @@ def _fit(args):
             f.write(_fit_report(run, summary))
             f.write("\n## Teachers and the student (validation rows)\n\n")
             f.write(report.to_markdown(per_label=num_labels == 1))
-        if os.path.isdir(args.output):
-            os.rmdir(args.output)  # Empty, checked above.
+        # Atomic, onto nothing or the empty folder checked above.
         os.replace(scratch, args.output)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -599,18 +651,36 @@ def _is_list(value):
     return isinstance(value, (list, tuple, np.ndarray))
 
 
-def _targets(frame, inputs, vocabulary, ground_truth):
+def _targets(frame, inputs, vocabulary, ground_truth, rescale=None):
     """The `(rows, 1 + N, num_labels)` targets of `frame`, read and checked
     by the library's table reader, as `expand` reads them: a bad cell is
-    an error naming its row and column."""
+    an error naming its row and column. `rescale` (from `--rescale`) maps
+    teachers' scores onto [0, 1]."""
     from keras_t2t import data
 
     table = dict(inputs)
     for name in (ground_truth, *vocabulary.teachers):
         table[name] = frame[name].to_numpy()
-    return data.read_targets(
-        table, vocabulary, inputs=list(inputs), ground_truth=ground_truth
-    )
+    try:
+        return data.read_targets(
+            table,
+            vocabulary,
+            inputs=list(inputs),
+            ground_truth=ground_truth,
+            rescale={
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in (rescale or {}).items()
+            },
+        )
+    except ValueError as error:
+        # The library's advice names its Python argument; here, the flag.
+        raise UsageError(
+            str(error).replace(
+                "pass `rescale=",
+                "pass --rescale (TEACHER=sigmoid or TEACHER=LOW:HIGH); in "
+                "Python `rescale=",
+            )
+        ) from None
 
 
 def _source_table(inputs, targets, teachers, ground_truth):
@@ -721,7 +791,9 @@ def _teacher_report(run, frame, folder):
     vocabulary = keras_t2t.TeacherVocabulary(run["teachers"])
     _check_columns(frame, run["teachers"] + [run["ground_truth"]], "TABLE")
     inputs = _model_inputs(frame, run["inputs"], run["input_mode"], run)
-    targets = _targets(frame, inputs, vocabulary, run["ground_truth"])
+    targets = _targets(
+        frame, inputs, vocabulary, run["ground_truth"], run.get("rescale")
+    )
     if targets.shape[-1] != run.get("num_labels", 1):
         raise UsageError(
             f"The table holds {targets.shape[-1]} label(s) per row; the run "

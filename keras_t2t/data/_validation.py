@@ -37,7 +37,7 @@ def _check_targets(targets, spec, row_ids, row_word):
         row, label = np.argwhere(bad_truth)[0]
         raise ValueError(
             f"{row_word.capitalize()} {_display(row_ids[row])}: ground truth "
-            f"{_where(spec, 0, label)} is {targets[row, 0, label]}; "
+            f"{_where(spec, 0, label)} is {_number(targets[row, 0, label])}; "
             "ground-truth labels must be 0 or 1 (NaN where unknown)."
         )
     if bad_score.any():
@@ -47,10 +47,17 @@ def _check_targets(targets, spec, row_ids, row_word):
         column = _where(spec, teacher + 1, label)
         raise ValueError(
             f"{where}: teacher {name!r} {column} scored "
-            f"{targets[row, teacher + 1, label]}, outside [0, 1]. Teachers "
+            f"{_number(targets[row, teacher + 1, label])}, outside [0, 1]. "
+            "Teachers "
             "give confidences; for logits or other ranges pass "
             f'`rescale={{{name!r}: "sigmoid"}}` or `(low, high)`.'
         )
+
+
+def _number(value):
+    """A table value as its file wrote it: the shortest digits that read
+    back as the same float32 (1.7, not 1.7000000476837158)."""
+    return np.format_float_positional(np.float32(value), trim="-")
 
 
 def _display(row_id):

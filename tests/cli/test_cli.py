@@ -1,5 +1,6 @@
 """The `keras-t2t` command line, end to end in subprocesses."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import unittest
 import numpy as np
 import pandas as pd
 
+import keras_t2t
 from keras_t2t import cli
 from tests.markers import tensorflow_only_end_to_end
 from tests.test_case import TestCase
@@ -389,6 +391,42 @@ class CommandLineErrorsTest(TestCase):
         self.assertExits2(
             self.fit_args(self.table(frame, "t.parquet")), "vader"
         )
+
+    def test_an_out_of_range_score_in_command_line_terms(self):
+        # The advice names the flag, the value is shown as written and
+        # the row by its line in the CSV (header on line 1).
+        frame = reviews()
+        frame.loc[7, "vader"] = 1.7
+        path = self.table(frame)
+        self.assertExits2(self.fit_args(path), "--rescale")
+        self.assertExits2(self.fit_args(path), "scored 1.7,")
+        self.assertExits2(self.fit_args(path), f"Row 7 (line 9 of {path})")
+
+    def test_rescale_maps_scores_onto_0_1(self):
+        frame = reviews()
+        frame["vader"] = frame["vader"] * 10 - 5  # [-5, 5]
+        rules = cli._rescale("vader=-5:5, textblob=sigmoid")
+        self.assertEqual(rules, {"vader": [-5.0, 5.0], "textblob": "sigmoid"})
+        vocabulary = keras_t2t.TeacherVocabulary(["vader", "textblob"])
+        targets = cli._targets(
+            frame,
+            {"text": frame["text"].to_numpy()},
+            vocabulary,
+            "label",
+            rules,
+        )
+        np.testing.assert_allclose(
+            targets[:, 1, 0], (frame["vader"] + 5) / 10, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            targets[:, 2, 0], 1 / (1 + np.exp(-frame["textblob"])), atol=1e-6
+        )
+        for bad in ("vader=5:-5", "vader=tanh", "vader=1:x"):
+            with (
+                self.subTest(rule=bad),
+                self.assertRaises(argparse.ArgumentTypeError),
+            ):
+                cli._rescale(bad)
 
     def test_no_labels(self):
         frame = reviews()
