@@ -5,12 +5,12 @@ import json
 import os
 import subprocess
 import sys
-import unittest
 
 import numpy as np
 import pandas as pd
 
 import keras_t2t
+import keras_t2t_command
 from keras_t2t import cli
 from tests.markers import tensorflow_only_end_to_end
 from tests.test_case import TestCase
@@ -59,7 +59,7 @@ def reviews(rows=160, seed=0):
 def run_cli(*args):
     """Runs `keras-t2t ARGS` in a fresh process on this backend."""
     return subprocess.run(
-        [sys.executable, "-m", "keras_t2t.cli", *args],
+        [sys.executable, "-m", "keras_t2t_command", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -179,7 +179,9 @@ class StartUpTest(TestCase):
         )
 
     def test_help_shows_every_option_with_its_default(self):
-        commands = cli._parser()._subparsers._group_actions[0].choices
+        commands = (
+            keras_t2t_command._parser()._subparsers._group_actions[0].choices
+        )
         for name, command in commands.items():
             for action in command._actions:
                 self.assertTrue(action.help, (name, action.dest))
@@ -194,16 +196,10 @@ class StartUpTest(TestCase):
             self.assertIn(default, text)
         self.assertNotIn("(default: None)", text)
 
-    @unittest.skip(
-        "keras_t2t/__init__.py imports every subpackage (and so Keras and "
-        "TensorFlow) before the command runs; a lazy package import "
-        "broke `import keras_t2t` registering the classes for "
-        "keras.saving.load_model"
-    )
     def test_help_and_bad_arguments_load_no_framework(self):
         code = (
             "import sys\n"
-            "from keras_t2t import cli\n"
+            "import keras_t2t_command as cli\n"
             "for argv in (['fit', '--help'], ['fit', 'table.csv']):\n"
             "    try:\n"
             "        cli.main(argv)\n"
@@ -218,12 +214,6 @@ class StartUpTest(TestCase):
         self.assertEqual(result.stdout.strip().splitlines()[-1], "[]")
         self.assertIn("--teachers", result.stderr)
 
-    @unittest.skip(
-        "keras_t2t/__init__.py imports every subpackage (and so Keras and "
-        "TensorFlow) before the command runs; a lazy package import "
-        "broke `import keras_t2t` registering the classes for "
-        "keras.saving.load_model"
-    )
     def test_a_command_starts_without_the_framework_log(self):
         env = dict(os.environ)
         env.pop("TF_CPP_MIN_LOG_LEVEL", None)
@@ -232,7 +222,7 @@ class StartUpTest(TestCase):
             [
                 sys.executable,
                 "-m",
-                "keras_t2t.cli",
+                "keras_t2t_command",
                 "fit",
                 missing,
                 *TEXT_TABLE,
@@ -273,7 +263,7 @@ class CommandLineErrorsTest(TestCase):
 
         stderr = StringIO()
         with redirect_stderr(stderr):
-            code = cli.main(args)
+            code = keras_t2t_command.main(args)
         self.assertEqual(code, 2, stderr.getvalue())
         lines = stderr.getvalue().strip().splitlines()
         self.assertEqual(len(lines), 1, lines)
@@ -296,7 +286,7 @@ class CommandLineErrorsTest(TestCase):
 
         stderr = StringIO()
         with redirect_stderr(stderr), self.assertRaises(SystemExit) as exit:
-            cli.main(args)
+            keras_t2t_command.main(args)
         self.assertEqual(exit.exception.code, 2)
         self.assertIn(message, stderr.getvalue())
         self.assertFalse(os.path.exists(self.output))
@@ -348,7 +338,7 @@ class CommandLineErrorsTest(TestCase):
         # As after `pip install keras-t2t` without the `data` extra.
         with mock.patch.dict(sys.modules, {"pandas": None}):
             with redirect_stderr(stderr):
-                code = cli.main(self.fit_args(path, "vader"))
+                code = keras_t2t_command.main(self.fit_args(path, "vader"))
         self.assertEqual(code, 1)
         lines = stderr.getvalue().strip().splitlines()
         self.assertEqual(len(lines), 1, lines)
@@ -405,7 +395,7 @@ class CommandLineErrorsTest(TestCase):
     def test_rescale_maps_scores_onto_0_1(self):
         frame = reviews()
         frame["vader"] = frame["vader"] * 10 - 5  # [-5, 5]
-        rules = cli._rescale("vader=-5:5, textblob=sigmoid")
+        rules = keras_t2t_command._rescale("vader=-5:5, textblob=sigmoid")
         self.assertEqual(rules, {"vader": [-5.0, 5.0], "textblob": "sigmoid"})
         vocabulary = keras_t2t.TeacherVocabulary(["vader", "textblob"])
         targets = cli._targets(
@@ -426,7 +416,7 @@ class CommandLineErrorsTest(TestCase):
                 self.subTest(rule=bad),
                 self.assertRaises(argparse.ArgumentTypeError),
             ):
-                cli._rescale(bad)
+                keras_t2t_command._rescale(bad)
 
     def test_no_labels(self):
         frame = reviews()
@@ -444,7 +434,7 @@ class CommandLineErrorsTest(TestCase):
 
         stderr = StringIO()
         with redirect_stderr(stderr):
-            self.assertEqual(cli.main(args), 2)
+            self.assertEqual(keras_t2t_command.main(args), 2)
         self.assertIn("exists and is not empty", stderr.getvalue())
         self.assertEqual(os.listdir(self.output), ["keep.txt"])
 
@@ -612,7 +602,9 @@ class ImageTableTest(TestCase):
 
         stderr = StringIO()
         with redirect_stderr(stderr):
-            self.assertEqual(cli.main(list(args)), 2, stderr.getvalue())
+            self.assertEqual(
+                keras_t2t_command.main(list(args)), 2, stderr.getvalue()
+            )
         lines = stderr.getvalue().strip().splitlines()
         self.assertEqual(len(lines), 1, lines)
         return lines[0]
@@ -632,7 +624,7 @@ class MalformedCellsTest(TestCase):
         output = os.path.join(root, "run")
         stderr = StringIO()
         with redirect_stderr(stderr):
-            code = cli.main(
+            code = keras_t2t_command.main(
                 ["fit", path, *IMAGE_TABLE, "--output", output, *TINY]
             )
         self.assertEqual(code, 2, stderr.getvalue())
