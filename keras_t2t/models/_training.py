@@ -18,6 +18,10 @@ Keras's own method to call at the end. A call walks, in this package:
 Each call leaves the model as it was when it raises (`_state`).
 """
 
+import contextlib
+
+import tensorflow as tf
+
 from keras_t2t import _arguments
 from keras_t2t.models import _array_inputs
 from keras_t2t.models import _input_checks
@@ -49,6 +53,7 @@ def fit(
     x, y, sample_weight = _input_checks.check_arrays(
         model, x, y, sample_weight, needs_targets=True
     )
+    _check_not_empty(x, "train on")
     if _array_inputs.in_memory(x):
         x, validation_data = _array_inputs.for_fit(
             x, y, sample_weight, validation_split, validation_data
@@ -78,7 +83,14 @@ def fit(
             x = _array_inputs.batches(x, batch_size, shuffle)
             batch_size = None
         # Datasets come shuffled (or not) by their maker.
-        return keras_fit(x, y, batch_size=batch_size, shuffle=False, **kwargs)
+        with _nothing_is_an_error("train on", x):
+            history = keras_fit(
+                x, y, batch_size=batch_size, shuffle=False, **kwargs
+            )
+    asked = kwargs.get("initial_epoch", 0) < kwargs.get("epochs", 1)
+    if asked and not history.history:
+        raise ValueError(_NOTHING.format(what="train on"))
+    return history
 
 
 def evaluate(model, keras_evaluate, x, y, sample_weight, **kwargs):
@@ -87,10 +99,14 @@ def evaluate(model, keras_evaluate, x, y, sample_weight, **kwargs):
     x, y, sample_weight = _input_checks.check_arrays(
         model, x, y, sample_weight, needs_targets=True
     )
+    _check_not_empty(x, "evaluate")
     if sample_weight is not None:
         kwargs["sample_weight"] = sample_weight
-    with _state.restored_on_error(model):
-        return keras_evaluate(x, y, **kwargs)
+    with _state.restored_on_error(model), _nothing_is_an_error("evaluate", x):
+        results = keras_evaluate(x, y, **kwargs)
+    if not results:
+        raise ValueError(_NOTHING.format(what="evaluate"))
+    return results
 
 
 def predict(model, keras_predict, x, batch_size, all_tasks, **kwargs):
@@ -108,3 +124,41 @@ def _check_batching(batch_size, **steps):
     _arguments.integer("batch_size", batch_size, 1, allow_none=True)
     for name, value in steps.items():
         _arguments.integer(name, value, 1, allow_none=True)
+
+
+_NOTHING = (
+    "The data yielded no batch: nothing to {what}. Check that the dataset "
+    "is not empty (a filter that keeps no row, a file of headers only) and "
+    "that `steps` or `steps_per_epoch` fit in it."
+)
+
+
+@contextlib.contextmanager
+def _nothing_is_an_error(what, x):
+    """Data that yields no batch is an error of ours, on every backend.
+
+    Keras's JAX trainer reads the first batch to build the model and
+    raises `StopIteration` where there is none; its torch trainer builds
+    on `None` and the model refuses that input. On a failure, a dataset is
+    read again (once, only then) to tell which happened.
+    """
+    try:
+        yield
+    except StopIteration:
+        raise ValueError(_NOTHING.format(what=what)) from None
+    except Exception:
+        if isinstance(x, tf.data.Dataset) and _yields_nothing(x):
+            raise ValueError(_NOTHING.format(what=what)) from None
+        raise
+
+
+def _yields_nothing(dataset):
+    return next(iter(dataset.take(1)), None) is None
+
+
+def _check_not_empty(x, what):
+    """Inputs of 0 rows, or a dataset known to be empty, are refused."""
+    if _array_inputs.no_rows(x):
+        raise ValueError(
+            f"The inputs hold no examples (0 rows): nothing to {what}."
+        )

@@ -6,6 +6,7 @@ trains."""
 import numpy as np
 import tensorflow as tf
 
+import keras_t2t
 from tests.test_case import SMALLEST
 from tests.test_case import TestCase
 from tests.test_case import tiny_backbone
@@ -50,6 +51,7 @@ class FailedCallsTest(TestCase):
         bad_mask = (inputs(mask_length=LENGTH + 2), y)
         bad_teacher = (inputs(teacher=99), y)
         bad_targets = (x, np.ones((ROWS, 3), "float32"))
+        empty = inputs(rows=0)
         bad_calls = {
             "predict, mask of another length": lambda: model.predict(
                 {**x_predict, "padding_mask": np.ones((ROWS, 7), "int32")},
@@ -70,6 +72,26 @@ class FailedCallsTest(TestCase):
             "fit, y=None on arrays": lambda: model.fit(
                 x, None, epochs=1, verbose=0
             ),
+            "fit, batch_size=0": lambda: model.fit(
+                *good, batch_size=0, verbose=0
+            ),
+            "fit, a dataset that yields nothing": lambda: model.fit(
+                batches(good).filter(lambda *_: False), verbose=0
+            ),
+            "evaluate, no rows": lambda: model.evaluate(
+                empty, np.ones((0, 1), "float32"), verbose=0
+            ),
+            "predict, steps=-1": lambda: model.predict(
+                x_predict, steps=-1, verbose=0
+            ),
+            "fit_combination, labels of another length": lambda: (
+                model.fit_combination(x_predict, np.ones(ROWS + 1))
+            ),
+            "export_saved_model, version 0": lambda: (
+                keras_t2t.export.export_saved_model(
+                    model, self.get_temp_dir(), version=0
+                )
+            ),
         }
         for name, call in bad_calls.items():
             with self.subTest(call=name):
@@ -85,3 +107,33 @@ class FailedCallsTest(TestCase):
         history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
         self.assertTrue(np.isfinite(history.history["loss"][-1]))
         self.assertEqual(model.predict(x_predict, verbose=0).shape, (ROWS, 1))
+
+
+class NothingToDoTest(TestCase):
+    def test_data_that_yields_nothing_is_an_error(self):
+        model = tiny_classifier(
+            tiny_backbone(vocabulary_size=VOCABULARY, **SMALLEST)
+        )
+        y = np.ones((ROWS, 1), "float32")
+        nothing = batches((inputs(), y)).filter(lambda *_: False)
+        empty = (inputs(rows=0), np.ones((0, 1), "float32"))
+        for name, call, message in [
+            ("fit, no rows", lambda: model.fit(*empty), "0 rows"),
+            ("evaluate, no rows", lambda: model.evaluate(*empty), "0 rows"),
+            (
+                "fit, a filter keeps nothing",
+                lambda: model.fit(nothing),
+                "no batch",
+            ),
+            (
+                "evaluate, a filter keeps nothing",
+                lambda: model.evaluate(nothing),
+                "no batch",
+            ),
+        ]:
+            with self.subTest(call=name):
+                with self.assertRaisesRegex(ValueError, message):
+                    call()
+        # Resuming with nothing left to train is not an error.
+        history = model.fit(*(inputs(), y), epochs=1, initial_epoch=1)
+        self.assertEqual(history.history, {})
