@@ -25,6 +25,24 @@ import tempfile
 import time
 
 HOST = "127.0.0.1"
+# The environment variable that hands the workers the launcher's slowdown.
+SLOWDOWN_VARIABLE = "KERAS_T2T_SLOWDOWN"
+
+
+def slowdown():
+    """How many times slower than a quiet machine work runs here now.
+
+    The runnable processes per core over the last minute (at least 1): on
+    2 cores with two other trainings running (load ~8), a worker's import,
+    start-up and heartbeats take ~4 times as long as on idle cores. Every
+    bounded wait of a launch is its quiet-machine bound times this, so
+    that a loaded CI waits for the work instead of failing by chance. The
+    workers read the launcher's value (`SLOWDOWN_VARIABLE`), so both sides
+    agree.
+    """
+    if SLOWDOWN_VARIABLE in os.environ:
+        return float(os.environ[SLOWDOWN_VARIABLE])
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
 
 
 class WorkerError(RuntimeError):

@@ -33,6 +33,9 @@ DISTRIBUTED = (
     or "TF_CONFIG" in os.environ
 )
 STRATEGY = None
+# The launcher's slowdown (`launcher.slowdown`): the waits below are
+# bounds on a quiet machine, stretched by it.
+SLOWDOWN = float(os.environ.get("KERAS_T2T_SLOWDOWN", "1"))
 if BACKEND == "jax" and DISTRIBUTED:
     import jax
 
@@ -44,8 +47,8 @@ if BACKEND == "jax" and DISTRIBUTED:
         coordinator_address=os.environ["KERAS_DISTRIBUTION_JOB_ADDRESSES"],
         num_processes=int(os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"]),
         process_id=int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"]),
-        initialization_timeout=120,
-        heartbeat_timeout_seconds=10,
+        initialization_timeout=int(120 * SLOWDOWN),
+        heartbeat_timeout_seconds=int(10 * SLOWDOWN),
     )
 if BACKEND == "tensorflow" and DISTRIBUTED:
     import tensorflow as tf
@@ -53,7 +56,7 @@ if BACKEND == "tensorflow" and DISTRIBUTED:
     # Before any other TensorFlow op: it starts the cluster's server.
     STRATEGY = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(
-            timeout_seconds=60
+            timeout_seconds=int(60 * SLOWDOWN)
         )
     )
 
