@@ -6,16 +6,24 @@ same model on TensorFlow from a `.keras` file (weights and config) and checks
 its numbers against the original model's predictions on a probe batch. One
 route for every backend gives native TensorFlow graphs with the tokenizer
 inside, instead of the `XlaCallModule` op that jax2tf would embed.
+
+The SavedModel is written into a hidden sibling of `base_dir/version` and
+renamed into place once checked, so a process killed while exporting never
+leaves a half-written version for TF Serving to load.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
 import keras
 import numpy as np
+
+from keras_t2t import _arguments
+from keras_t2t.models import model_file
 
 _TOLERANCE = 1e-5
 
@@ -25,6 +33,7 @@ _TOLERANCE = 1e-5
 _MAX_NAMED_TASKS = 64
 
 
+@_arguments.suggests_keywords
 def export_saved_model(classifier, base_dir, version=1, probe=None):
     """Writes `classifier` as a TF Serving SavedModel in `base_dir/version`.
 
@@ -86,23 +95,38 @@ def export_saved_model(classifier, base_dir, version=1, probe=None):
             f"highest. Received: version={version!r}"
         )
     path = os.path.join(os.fspath(base_dir), str(int(version)))
+    _check_free(path)
+    probe = _probe_inputs(classifier) if probe is None else probe
+    expected = classifier.predict(probe, verbose=0)
+    os.makedirs(os.fspath(base_dir), exist_ok=True)
+    model_file.remove_stale_siblings(path)
+    # A hidden name TF Serving does not load, renamed once whole.
+    staging = model_file.temporary_sibling(path)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            probe_file = os.path.join(scratch, "probe.npz")
+            np.savez(probe_file, expected=expected, **probe)
+            if keras.config.backend() == "tensorflow":
+                _export(classifier, staging, probe_file)
+            else:
+                # Only the TensorFlow rebuild in a subprocess needs the file.
+                saved = os.path.join(scratch, "model.keras")
+                classifier.save(saved)
+                _export_in_subprocess(saved, staging, probe_file)
+        _check_free(path)
+        # Atomic, onto nothing or an empty folder.
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _check_free(path):
     if os.path.exists(path) and os.listdir(path):
         raise ValueError(
             f"{path} already holds a model; export a new version instead."
         )
-    probe = _probe_inputs(classifier) if probe is None else probe
-    expected = classifier.predict(probe, verbose=0)
-    with tempfile.TemporaryDirectory() as scratch:
-        probe_file = os.path.join(scratch, "probe.npz")
-        np.savez(probe_file, expected=expected, **probe)
-        if keras.config.backend() == "tensorflow":
-            _export(classifier, path, probe_file)
-        else:
-            # Only the TensorFlow rebuild in a subprocess needs the file.
-            model_file = os.path.join(scratch, "model.keras")
-            classifier.save(model_file)
-            _export_in_subprocess(model_file, path, probe_file)
-    return path
 
 
 def _probe_inputs(classifier):

@@ -192,12 +192,13 @@ def temporary_sibling(path, suffix=""):
 
 
 def remove_stale_siblings(path):
-    """Removes what writers of `path` killed on this host left beside it.
+    """Removes what writers killed on this host left beside `path`.
 
-    Only `temporary_sibling`s of `path` whose process is gone; those of a
-    live process (a write under way) or of another host are kept.
+    The `temporary_sibling`s in `path`'s folder whose process is gone;
+    those of a live process (a write under way) or of another host are
+    kept.
     """
-    folder, name = os.path.split(os.path.abspath(path))
+    folder = os.path.dirname(os.path.abspath(path))
     try:
         entries = os.listdir(folder)
     except OSError:
@@ -206,7 +207,6 @@ def remove_stale_siblings(path):
         match = _SIBLING.fullmatch(entry)
         if (
             match
-            and match["name"] == name
             and match["host"] == _host()
             and not process_is_alive(int(match["pid"]))
         ):
@@ -227,7 +227,7 @@ def process_is_alive(pid):
 _PREFIX = ".keras-t2t-"
 _SIBLING = re.compile(
     re.escape(_PREFIX)
-    + r"(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[\w-]*)\.[0-9a-f]{8}\.partial.*"
+    + r".+\.(?P<pid>\d+)@(?P<host>[\w-]*)\.[0-9a-f]{8}\.partial.*"
 )
 
 
