@@ -56,8 +56,8 @@ def _check_targets(targets, spec, row_ids, row_word):
 
 def _number(value):
     """A table value as its file wrote it: the shortest digits that read
-    back as the same float32 (1.7, not 1.7000000476837158)."""
-    return np.format_float_positional(np.float32(value), trim="-")
+    back as the same float32 (1.7 or 2.0, not 1.7000000476837158)."""
+    return np.format_float_positional(np.float32(value), trim="0")
 
 
 def _display(row_id):

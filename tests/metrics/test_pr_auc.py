@@ -220,5 +220,5 @@ class PRAUCScoreTest(TestCase):
             pr_auc_score(np.zeros((3, 1)), np.zeros(3))
 
     def test_average_is_macro_or_none(self):
-        with self.assertRaisesRegex(ValueError, "Received: 'micro'"):
+        with self.assertRaisesRegex(ValueError, "Received: average='micro'"):
             pr_auc_score([1, 0], [0.9, 0.1], average="micro")
