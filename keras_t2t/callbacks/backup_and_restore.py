@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_t2t import _arguments
 from keras_t2t.models.model_file import process_is_alive
 
 
@@ -78,6 +79,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     ```
     """
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         backup_dir,
@@ -85,6 +87,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         double_checkpoint=False,
         delete_checkpoint=True,
     ):
+        if save_freq != "epoch":
+            _arguments.integer("save_freq", save_freq, 1)
+        _arguments.boolean("double_checkpoint", double_checkpoint)
+        _arguments.boolean("delete_checkpoint", delete_checkpoint)
         super().__init__(
             backup_dir,
             save_freq=save_freq,

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 from keras_hub.models import Task
 
+from keras_t2t import _arguments
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
 from keras_t2t.models import _device_padding
@@ -86,6 +87,7 @@ class Teacher2TaskClassifier(Task):
     backbone_cls = Teacher2TaskBackbone
     preprocessor_cls = Teacher2TaskPreprocessor
 
+    @_arguments.suggests_keywords
     def __init__(
         self,
         backbone,
@@ -104,8 +106,8 @@ class Teacher2TaskClassifier(Task):
                 f" teachers ({list(teacher_vocabulary.teachers)}) but the "
                 f"backbone was built for num_teachers={backbone.num_teachers}."
             )
-        if int(num_labels) < 1:
-            raise ValueError(f"`num_labels` must be >= 1. Got: {num_labels}")
+        num_labels = _arguments.integer("num_labels", num_labels, 1)
+        _arguments.number("dropout", dropout, 0.0, below=1.0)
 
         # === Layers ===
         self.backbone = backbone
