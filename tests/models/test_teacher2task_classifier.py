@@ -40,15 +40,18 @@ def feature_inputs():
     }
 
 
+# Every layout's classifier: two labels, three named teachers.
+INIT_KWARGS = {
+    "num_labels": 2,
+    "teacher_vocabulary": keras_t2t.TeacherVocabulary(["a", "b", "c"]),
+}
+
+
 class Teacher2TaskClassifierTest(TestCase):
     def setUp(self):
         super().setUp()
         # The backbone is made by the test that needs it, not for each one.
-        self.init_kwargs = {
-            "num_labels": 2,
-            "teacher_vocabulary": keras_t2t.TeacherVocabulary(["a", "b", "c"]),
-            "dropout": 0.1,
-        }
+        self.init_kwargs = dict(INIT_KWARGS, dropout=0.1)
         self.input_data = {"teacher_id": np.array([0, 2], "int32")}
         self.input_data.update(feature_inputs())
         y = np.array([[1.0, 0.0], [0.7, np.nan]], "float32")
@@ -286,10 +289,7 @@ def packed_table(num_rows=128, num_labels=1):
 class PackedTeacher2TaskClassifierTest(TestCase):
     def setUp(self):
         super().setUp()
-        self.init_kwargs = {
-            "num_labels": 2,
-            "teacher_vocabulary": keras_t2t.TeacherVocabulary(["a", "b", "c"]),
-        }
+        self.init_kwargs = dict(INIT_KWARGS)
         self.input_data = text_inputs()
         # Targets (rows, tasks, labels): the ground truth, then 3 teachers.
         y = np.random.default_rng(1).random((2, 4, 2)).astype("float32")
@@ -469,10 +469,7 @@ def sparse_table(num_rows=128, num_teachers=3, num_labels=1):
 class SparseTeacher2TaskClassifierTest(TestCase):
     def setUp(self):
         super().setUp()
-        self.init_kwargs = {
-            "num_labels": 2,
-            "teacher_vocabulary": keras_t2t.TeacherVocabulary(["a", "b", "c"]),
-        }
+        self.init_kwargs = dict(INIT_KWARGS)
         self.input_data = dict(
             text_inputs(), task_ids=np.array([[0, 2, -1], [0, 3, 1]], "int32")
         )
