@@ -43,6 +43,7 @@ def pr_auc_score(labels, scores, average="macro"):
             "`labels` and `scores` must have the same shape. Received: "
             f"labels.shape={labels.shape}, scores.shape={scores.shape}"
         )
+    _check_scores(labels, scores, "`scores`", probabilities=False)
     if labels.ndim == 1:
         labels, scores = labels[:, None], scores[:, None]
     per_label = np.array(
@@ -55,6 +56,29 @@ def pr_auc_score(labels, scores, average="macro"):
         return per_label
     defined = ~np.isnan(per_label)
     return float(per_label[defined].mean()) if defined.any() else np.nan
+
+
+def _check_scores(labels, scores, name, probabilities):
+    """Where a label is known: no infinite score (NaN is an unscored row,
+    skipped); for the binned metric, probabilities in [0, 1], NaN
+    included (a model's prediction is never missing)."""
+    if labels.shape != scores.shape and labels.size == scores.size:
+        labels = labels.reshape(scores.shape)
+    known = ~np.isnan(labels) if labels.shape == scores.shape else True
+    bad = known & np.isinf(scores)
+    rule = "finite (NaN where unscored)"
+    if probabilities:
+        bad = known & ~np.isfinite(scores)
+        with np.errstate(invalid="ignore"):
+            bad = bad | (known & ((scores < 0) | (scores > 1)))
+        rule = "probabilities in [0, 1]"
+    if np.any(bad):
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} must be {rule} where a label is known; {name} at "
+            f"{index if len(index) > 1 else index[0]} is "
+            f"{scores[index]}."
+        )
 
 
 def _average_precision(labels, scores):
@@ -135,6 +159,16 @@ class PRAUC(keras.metrics.Metric):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if isinstance(y_pred, (np.ndarray, list, tuple)):
+            # Arrays from the caller, not the trainer's tensors: checked
+            # here (inside a compiled step no value can be checked on
+            # JAX, and a sigmoid's outputs are probabilities).
+            _check_scores(
+                np.asarray(y_true, "float64"),
+                np.asarray(y_pred, "float64"),
+                "`y_pred`",
+                probabilities=True,
+            )
         y_pred = ops.cast(y_pred, self.dtype)
         y_true = ops.cast(y_true, self.dtype)
         if len(y_pred.shape) > 1 and y_pred.shape[-1] not in (

@@ -222,3 +222,19 @@ class PRAUCScoreTest(TestCase):
     def test_average_is_macro_or_none(self):
         with self.assertRaisesRegex(ValueError, "Received: average='micro'"):
             pr_auc_score([1, 0], [0.9, 0.1], average="micro")
+
+
+class ScoresAreCheckedTest(TestCase):
+    def test_an_infinite_score_where_a_label_is_known_is_refused(self):
+        with self.assertRaisesRegex(ValueError, "`scores` at 1 is inf"):
+            pr_auc_score([1, 0, 1], [0.5, np.inf, 0.2])
+        # NaN is an unscored row, skipped.
+        self.assertEqual(pr_auc_score([1, 0, 1], [0.5, np.nan, 0.2]), 1.0)
+
+    def test_the_binned_metric_takes_probabilities(self):
+        for bad in (np.nan, 1.5, -0.1):
+            with self.subTest(score=bad):
+                with self.assertRaisesRegex(ValueError, "`y_pred` at 1 is"):
+                    PRAUC().update_state(
+                        np.array([1.0, 0.0, 1.0]), np.array([0.5, bad, 0.2])
+                    )
