@@ -1,4 +1,5 @@
 import io
+import warnings
 
 import keras
 
@@ -22,6 +23,9 @@ def train_sentencepiece(
             8000.
         model_type: str. `"unigram"` or `"bpe"`. Defaults to `"unigram"`.
         **kwargs: further `sentencepiece.SentencePieceTrainer` options.
+            Texts longer than `max_sentence_length` bytes (4192 unless
+            given) are left out of training by SentencePiece: a warning
+            says how many.
 
     Returns:
         The serialized model proto, as bytes.
@@ -52,6 +56,17 @@ def train_sentencepiece(
         "minloglevel": 2,
     }
     options.update(kwargs)
+    # SentencePiece skips, without a word, the texts longer than this.
+    limit = int(options.get("max_sentence_length", 4192))
+    skipped = sum(len(text.encode("utf-8")) > limit for text in texts)
+    if skipped:
+        warnings.warn(
+            f"{skipped} of {len(texts)} texts are longer than "
+            f"max_sentence_length={limit} bytes: SentencePiece leaves them "
+            "out of the tokenizer's training. Pass a larger "
+            "`max_sentence_length` to train on them.",
+            stacklevel=2,
+        )
     try:
         sentencepiece.SentencePieceTrainer.train(
             sentence_iterator=iter(texts), model_writer=model, **options

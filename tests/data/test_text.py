@@ -50,6 +50,13 @@ def t5_preset(directory):
 
 
 class TextPreprocessorTest(TestCase):
+    def test_texts_sentencepiece_leaves_out_are_counted(self):
+        texts = corpus() + ["lovely " * 40, "dull " * 50]
+        with self.assertWarnsRegex(UserWarning, "2 of 202 texts are longer"):
+            train_sentencepiece(
+                texts, vocabulary_size=40, max_sentence_length=200
+            )
+
     def test_trained_tokenizer_follows_t5_ids(self):
         t5 = tokenizer()
         self.assertEqual(t5.pad_token_id, 0)
