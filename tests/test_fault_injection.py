@@ -26,7 +26,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -332,14 +331,9 @@ class FaultInjectionTest(TestCase):
         self.assertFalse(backup_left)
 
     def test_a_killed_cli_fit_leaves_no_partial_run_folder(self):
-        import pandas as pd
+        from tests.cli.test_cli import feature_table
 
-        rng = np.random.default_rng(1)
-        frame = pd.DataFrame(rng.random((80, 3)), columns=["f0", "f1", "f2"])
-        truth = (frame["f0"] > 0.5).astype(float)
-        frame["label"] = np.where(rng.random(80) < 0.4, truth, np.nan)
-        frame["model_a"] = np.clip(frame["f0"] + rng.normal(0, 0.1, 80), 0, 1)
-        frame["model_b"] = np.clip(frame["f1"], 0, 1)
+        frame = feature_table(80, labelled=0.4)
         table = os.path.join(self.directory, "table.csv")
         frame.to_csv(table, index=False)
         runs = os.path.join(self.directory, "runs")

@@ -56,6 +56,18 @@ def reviews(rows=160, seed=0):
     return pd.DataFrame(records)
 
 
+def feature_table(rows, labelled, seed=1):
+    """Three numeric features `f0..f2`, a `label` known on a `labelled`
+    share of the rows, and two teachers (`model_a` reads f0, `model_b`)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.random((rows, 3)), columns=["f0", "f1", "f2"])
+    truth = (frame["f0"] > 0.5).astype(float)
+    frame["label"] = np.where(rng.random(rows) < labelled, truth, np.nan)
+    frame["model_a"] = np.clip(frame["f0"] + rng.normal(0, 0.1, rows), 0, 1)
+    frame["model_b"] = np.clip(frame["f1"], 0, 1)
+    return frame
+
+
 def run_cli(*args):
     """Runs `keras-t2t ARGS` in a fresh process on this backend."""
     return subprocess.run(
@@ -455,12 +467,7 @@ class CommandLineErrorsTest(TestCase):
 @tensorflow_only_end_to_end
 class FeatureTableTest(TestCase):
     def test_parquet_feature_columns_fit_and_predict(self):
-        rng = np.random.default_rng(1)
-        frame = pd.DataFrame(rng.random((120, 3)), columns=["f0", "f1", "f2"])
-        truth = (frame["f0"] > 0.5).astype(float)
-        frame["label"] = np.where(rng.random(120) < 0.3, truth, np.nan)
-        frame["model_a"] = np.clip(frame["f0"] + rng.normal(0, 0.1, 120), 0, 1)
-        frame["model_b"] = np.clip(frame["f1"], 0, 1)
+        frame = feature_table(120, labelled=0.3)
         frame["id"] = np.arange(120)
         root = self.get_temp_dir()
         path = os.path.join(root, "table.parquet")
