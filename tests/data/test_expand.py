@@ -347,7 +347,10 @@ class ExpandBadInputTest(TestCase):
             expand_table(table, balance=0.5)
 
     def test_bad_arguments(self):
-        with pytest.raises(ValueError, match="`balance` must be a finite number > 0.0 and < 1.0"):
+        with pytest.raises(
+            ValueError,
+            match="`balance` must be a finite number > 0.0 and < 1.0",
+        ):
             expand_table(wide_table(), balance=1.5)
         with pytest.raises(ValueError, match='"wide" or "long"'):
             expand_table(wide_table(), layout="tall")
