@@ -399,7 +399,7 @@ class ArgumentsTest(TestCase):
 def _property_test(name):
     arguments = sorted(SURFACE[name][2])
 
-    @settings(max_examples=25, deadline=None, derandomize=True)
+    @settings(max_examples=15, deadline=None, derandomize=True)
     @given(argument=st.sampled_from(arguments), value=VALUES)
     def test(self, argument, value):
         self.check(name, argument, value)
