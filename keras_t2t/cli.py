@@ -382,10 +382,7 @@ def _targets(frame, inputs, vocabulary, ground_truth, rescale=None):
             vocabulary,
             inputs=list(inputs),
             ground_truth=ground_truth,
-            rescale={
-                k: tuple(v) if isinstance(v, list) else v
-                for k, v in (rescale or {}).items()
-            },
+            rescale=rescale,
         )
     except ValueError as error:
         # The library's advice names its Python argument; here, the flag.

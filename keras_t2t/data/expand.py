@@ -145,24 +145,16 @@ def expand(
         expand, vocabulary, inputs, ground_truth, teachers, table_options
     )
     if packed is not None:
-        task_layout = (
-            "packed"
-            if _arguments.boolean("packed", packed)
-            else ("per_example")
-        )
+        packed = _arguments.boolean("packed", packed)
+        task_layout = "packed" if packed else "per_example"
     _arguments.choice("task_layout", task_layout, LAYOUTS)
     _arguments.number("balance", balance, above=0.0, below=1.0, allow_none=True)
     _arguments.number("ground_truth_weight", ground_truth_weight, 0.0)
-    for name, weight in (
-        teacher_weight.items()
-        if isinstance(teacher_weight, dict)
-        else [("", teacher_weight)]
-    ):
-        _arguments.number(
-            f"teacher_weight[{name!r}]" if name else "teacher_weight",
-            weight,
-            0.0,
-        )
+    if isinstance(teacher_weight, dict):
+        for name, weight in teacher_weight.items():
+            _arguments.number(f"teacher_weight[{name!r}]", weight, 0.0)
+    else:
+        _arguments.number("teacher_weight", teacher_weight, 0.0)
     _arguments.integer("shuffle_buffer", shuffle_buffer, 1, allow_none=True)
     _arguments.integer("seed", seed, 0, allow_none=True)
     _arguments.boolean("drop_remainder", drop_remainder)

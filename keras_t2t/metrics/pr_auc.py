@@ -65,13 +65,14 @@ def _check_scores(labels, scores, name, probabilities):
     if labels.shape != scores.shape and labels.size == scores.size:
         labels = labels.reshape(scores.shape)
     known = ~np.isnan(labels) if labels.shape == scores.shape else True
-    bad = known & np.isinf(scores)
-    rule = "finite (NaN where unscored)"
     if probabilities:
-        bad = known & ~np.isfinite(scores)
+        # A NaN fails both comparisons: refused with the out-of-range.
         with np.errstate(invalid="ignore"):
-            bad = bad | (known & ((scores < 0) | (scores > 1)))
+            bad = known & ~((scores >= 0) & (scores <= 1))
         rule = "probabilities in [0, 1]"
+    else:
+        bad = known & np.isinf(scores)
+        rule = "finite (NaN where unscored)"
     if np.any(bad):
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
