@@ -70,6 +70,11 @@ def add_common_flags(parser, **defaults):
         "mask_rate": 0.15,
         "ground_truth_token": "free",
         "teacher_shrinkage": 0.0,
+        # The classifier's default ("auto"), or none / independent /
+        # exclusive ("classes": exclusive for one-hot tasks).
+        "teacher_transition": "auto",
+        "transition_weight": 1.0,
+        "transition_shrinkage": 0.0,
         "ema": 0.0,
     }
     settings.update(defaults)
@@ -103,6 +108,17 @@ def parse(parser, argv=None):
         parser.error("--ground-truth-token must be free or mixture.")
     if not 0.0 <= args.ema < 1.0:
         parser.error("--ema is a momentum in [0, 1); 0 turns it off.")
+    if args.teacher_transition not in (
+        "auto",
+        "none",
+        "independent",
+        "exclusive",
+        "classes",
+    ):
+        parser.error(
+            "--teacher-transition must be auto, none, independent, "
+            "exclusive or classes."
+        )
     if args.loss not in ("mse", "bce"):
         parser.error("--loss must be mse or bce (every student).")
     known = STUDENTS + CROWD_STUDENTS

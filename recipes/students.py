@@ -88,6 +88,27 @@ def warm_start(backbone, task, train, args, seed):
         backbone.get_layer(name).set_weights(weights)
 
 
+def transition_options(args, task, layout):
+    """The classifier's teacher-transition arguments from the flags."""
+    kind = args.teacher_transition
+    if kind == "classes":
+        kind = "exclusive" if task.multiclass else "independent"
+    if layout == "per_example" or kind == "none":
+        return {"teacher_transition": None}
+    if kind != "auto" and args.transition_shrinkage:
+        kind = keras_t2t.layers.TeacherTransition(
+            len(task.teacher_names),
+            task.labels.shape[1],
+            labels=kind,
+            shrinkage=args.transition_shrinkage,
+            name="teacher_transition",
+        )
+    return {
+        "teacher_transition": kind,
+        "transition_weight": args.transition_weight,
+    }
+
+
 def train_student(method, task, split, args, seed, aggregated=None):
     """Trains one student; returns its test scores, every task's too.
 
@@ -175,6 +196,7 @@ def train_student(method, task, split, args, seed, aggregated=None):
         backbone,
         num_labels=task.labels.shape[1],
         teacher_vocabulary=vocabulary,
+        **transition_options(args, task, layout),
     )
     learning_rate = args.learning_rate
     if args.schedule == "cosine":

@@ -34,6 +34,8 @@ OVERRIDES = {
     "predict": "task selection",
     # Drops the rows padded so that a batch splits across devices.
     "predict_step": "padded rows",
+    # The teacher transition's loss joins the task loss.
+    "compute_loss": "the teacher transition",
     # The metrics see the ground-truth task only.
     "compute_metrics": "task 0 only",
     # keras-hub's hook: the preprocessor, then batch checks and padding.

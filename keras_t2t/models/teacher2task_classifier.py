@@ -5,12 +5,15 @@ from keras import ops
 from keras_hub.models import Task
 
 from keras_t2t import _arguments
+from keras_t2t.layers.teacher_transition import LABEL_KINDS
+from keras_t2t.layers.teacher_transition import TeacherTransition
 from keras_t2t.losses.masked_multi_task_loss import MaskedMultiTaskLoss
 from keras_t2t.metrics.pr_auc import PRAUC
 from keras_t2t.models import _device_padding
 from keras_t2t.models import _input_checks
 from keras_t2t.models import _preset_loading
 from keras_t2t.models import _training
+from keras_t2t.models import _transition_loss
 from keras_t2t.models import model_file
 from keras_t2t.models import task_combination
 from keras_t2t.models.teacher2task_backbone import Teacher2TaskBackbone
@@ -58,6 +61,19 @@ class Teacher2TaskClassifier(Task):
             (raw text in; any KerasHub `Preprocessor` takes and returns
             `(x, y, sample_weight)`), or a callable applied to `x`, inside
             the input pipeline. Defaults to `None`.
+        teacher_transition: how every teacher label also trains the
+            ground-truth output. `"independent"` or `"exclusive"` (one-hot
+            class labels): a `keras_t2t.layers.TeacherTransition` of that
+            kind maps the row's ground-truth confidences to each teacher's
+            expected label, and its distance to the teacher's target joins
+            the loss beside the teacher's own task (a sparse or packed
+            model reads task 0 and the teacher tasks of a row in one
+            pass). A `TeacherTransition` instance sets its options
+            (`shrinkage`); `None` trains the teacher tasks only, as the
+            paper does. Defaults to `"auto"`: `"independent"` for a sparse
+            or packed backbone, `None` for a per-example one.
+        transition_weight: float >= 0. The weight of the transition's loss
+            against the task loss. Defaults to `1.0`.
 
     Example:
     ```python
@@ -96,6 +112,8 @@ class Teacher2TaskClassifier(Task):
         dropout=0.0,
         combination=None,
         preprocessor=None,
+        teacher_transition="auto",
+        transition_weight=1.0,
         **kwargs,
     ):
         if teacher_vocabulary is not None and (
@@ -108,6 +126,10 @@ class Teacher2TaskClassifier(Task):
             )
         num_labels = _arguments.integer("num_labels", num_labels, 1)
         _arguments.number("dropout", dropout, 0.0, below=1.0)
+        _arguments.number("transition_weight", transition_weight, 0.0)
+        teacher_transition = _transition(
+            teacher_transition, backbone, num_labels
+        )
 
         # === Layers ===
         self.backbone = backbone
@@ -129,12 +151,18 @@ class Teacher2TaskClassifier(Task):
         x = self.output_dropout(x)
         outputs = self.output_dense(x)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        # Not part of the functional graph (it joins the loss only), so it
+        # is tracked after the graph's layers.
+        self.teacher_transition = teacher_transition
+        if teacher_transition is not None and not teacher_transition.built:
+            teacher_transition.build()
 
         # === Config ===
         self.num_labels = num_labels
         self.teacher_vocabulary = teacher_vocabulary
         self.dropout = dropout
         self.combination = combination
+        self.transition_weight = float(transition_weight)
 
     # Defined with their documentation in their own modules.
     from_preset = classmethod(_preset_loading.from_preset)
@@ -274,6 +302,17 @@ class Teacher2TaskClassifier(Task):
         outputs = super().predict_step(*state, x)
         return _device_padding.with_real_rows(outputs, y)
 
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        if self.teacher_transition is None or y is None:
+            return loss
+        transition_loss = _transition_loss.transition_loss(
+            self, x, y, y_pred, sample_weight
+        )
+        return loss + self.transition_weight * transition_loss
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # The metrics measure the primary task: examples of the auxiliary
         # (teacher) tasks get weight 0, or, packed, task 0 is read out.
@@ -317,8 +356,14 @@ class Teacher2TaskClassifier(Task):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_labels": self.num_labels, "dropout": self.dropout})
-        for name in ("teacher_vocabulary", "combination"):
+        config.update(
+            {
+                "num_labels": self.num_labels,
+                "dropout": self.dropout,
+                "transition_weight": self.transition_weight,
+            }
+        )
+        for name in ("teacher_vocabulary", "combination", "teacher_transition"):
             value = getattr(self, name)
             config[name] = keras.saving.serialize_keras_object(value)
         return config
@@ -326,9 +371,51 @@ class Teacher2TaskClassifier(Task):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for name in ("teacher_vocabulary", "combination"):
+        # Files saved before the transition existed trained without one.
+        config.setdefault("teacher_transition", None)
+        for name in ("teacher_vocabulary", "combination", "teacher_transition"):
             if isinstance(config.get(name), dict):
                 config[name] = keras.saving.deserialize_keras_object(
                     config[name]
                 )
         return super().from_config(config)
+
+
+def _transition(teacher_transition, backbone, num_labels):
+    """The classifier's `TeacherTransition`, or `None`, from its argument."""
+    if teacher_transition == "auto":
+        teacher_transition = None if not backbone.packed else LABEL_KINDS[0]
+    if teacher_transition is None:
+        return None
+    if isinstance(teacher_transition, str):
+        _arguments.choice(
+            "teacher_transition", teacher_transition, (*LABEL_KINDS, "auto")
+        )
+        teacher_transition = TeacherTransition(
+            backbone.num_teachers,
+            num_labels,
+            labels=teacher_transition,
+            dtype=backbone.dtype_policy,
+            name="teacher_transition",
+        )
+    if not isinstance(teacher_transition, TeacherTransition):
+        raise ValueError(
+            "`teacher_transition` must be 'auto', 'independent', "
+            "'exclusive', None or a `keras_t2t.layers.TeacherTransition`. "
+            f"Received: teacher_transition={teacher_transition!r}"
+        )
+    _arguments.require(
+        backbone.packed,
+        "A teacher transition reads a row's ground-truth task and its "
+        "teacher tasks in one pass, which a per-example backbone does not "
+        "have: pass teacher_transition=None, or use task_layout='sparse'.",
+    )
+    sizes = (teacher_transition.num_teachers, teacher_transition.num_labels)
+    _arguments.require(
+        sizes == (backbone.num_teachers, num_labels),
+        f"The teacher transition is for num_teachers={sizes[0]} and "
+        f"num_labels={sizes[1]}; the classifier has num_teachers="
+        f"{backbone.num_teachers} (its backbone's) and num_labels="
+        f"{num_labels}.",
+    )
+    return teacher_transition
