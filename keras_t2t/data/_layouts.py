@@ -166,7 +166,17 @@ def _check_num_labels(widths, spec):
 def _long_rows(columns, spec):
     import pandas as pd
 
-    needed = [spec.item_column, spec.source_column, spec.score_column]
+    # No score column: each row's label is a class (crowd-kit's
+    # task/worker/label tables), one-hot with its negatives.
+    classes = spec.score_column is None
+    if classes and not spec.label_column:
+        raise ValueError(
+            "A long table without a score column (score_column=None) "
+            "names a class in `label_column` on each row: pass "
+            "label_column=, e.g. label_column='label'."
+        )
+    needed = [spec.item_column, spec.source_column]
+    needed += [] if classes else [spec.score_column]
     needed += [spec.label_column] if spec.label_column else []
     for name in needed:
         _column(columns, name, "long-layout")
@@ -188,7 +198,7 @@ def _long_rows(columns, spec):
             f"{list(spec.source_names)}."
         )
     keys = [spec.item_column, spec.source_column]
-    keys += [spec.label_column] if spec.label_column else []
+    keys += [spec.label_column] if spec.label_column and not classes else []
     duplicated = frame.duplicated(keys, keep="first")
     if duplicated.any():
         index = int(np.flatnonzero(duplicated.to_numpy())[0])
@@ -201,7 +211,8 @@ def _long_rows(columns, spec):
                 if spec.label_column
                 else ""
             )
-            + ". A long table holds one (item, source) pair per row."
+            + ". A long table holds one (item, source) pair per row"
+            + (" (one class each)." if classes else ".")
         )
     items, item_index = np.unique(
         frame[spec.item_column].to_numpy(), return_index=True
@@ -230,11 +241,16 @@ def _long_rows(columns, spec):
                 f"num_labels={num_labels} needs a `label_column` in a long "
                 "table, naming the label of each score."
             )
-    scores = _numeric_scores(frame[spec.score_column], spec.score_column)
     targets = np.full(
         (len(items), len(spec.source_names), num_labels), np.nan, "float32"
     )
-    targets[rows, sources, labels] = scores.to_numpy(dtype="float64")
+    if classes:
+        targets[rows, sources] = 0.0
+        targets[rows, sources, labels] = 1.0
+    else:
+        scores = _numeric_scores(frame[spec.score_column], spec.score_column)
+        _check_not_only_positives(scores, spec, num_labels)
+        targets[rows, sources, labels] = scores.to_numpy(dtype="float64")
     inputs = {}
     for name in spec.inputs:
         values = np.asarray(columns[name])
@@ -242,6 +258,26 @@ def _long_rows(columns, spec):
         inputs[name] = _stack_input(values[item_index], name)
     _check_targets(targets, spec, items, "item")
     return MemoryRows(inputs, targets, items)
+
+
+def _check_not_only_positives(scores, spec, num_labels):
+    """Refuses a score column of 1s beside a label column: class labels
+    read as scores would give positive targets only (no label's 0)."""
+    given = scores.dropna().to_numpy()
+    if (
+        spec.label_column
+        and num_labels > 1
+        and len(given)
+        and (given == 1).all()
+    ):
+        raise ValueError(
+            f"Every score in column {spec.score_column!r} is 1, beside "
+            f"labels in column {spec.label_column!r}: read so, each row is a "
+            "positive for its label and no label is ever a negative. If "
+            "each row names the one class its source chose (crowd labels), "
+            "pass score_column=None: the class becomes 1 and the other "
+            "labels 0."
+        )
 
 
 def _numeric_scores(values, column):
@@ -293,7 +329,10 @@ def _check_one_input_per_item(values, first_rows, rows, items, name):
             [np.array_equal(a, b) for a, b in zip(values, firsts, strict=True)]
         )
     if values.dtype.kind in "fc":
-        same |= np.isnan(values) & np.isnan(firsts)
+        # Array cells (one array of several axes): NaN matches NaN.
+        both = np.isnan(values) & np.isnan(firsts)
+        unequal = ~(np.asarray(values == firsts) | both)
+        same = ~unequal.reshape(len(values), -1).any(axis=1)
     if not same.all():
         index = int(np.flatnonzero(~same)[0])
         first = int(first_rows[rows[index]])

@@ -25,7 +25,10 @@ class TableSpec:
             item, source and score). Defaults to `"wide"`.
         item_column, source_column, score_column, label_column: the
             columns of a long table. `label_column` holds a label index
-            for multi-label long tables. Defaults to `"item"`, `"source"`,
+            for multi-label long tables. With `score_column=None`, each
+            row's `label_column` is the class its source chose (crowd-kit's
+            `task`/`worker`/`label` tables): the class's target is 1 and
+            every other label's 0. Defaults to `"item"`, `"source"`,
             `"score"` and `None`.
         num_labels: int or `None`. Inferred when `None`.
         rescale: dict `{teacher_name: (low, high)}` or
