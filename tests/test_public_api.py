@@ -28,7 +28,8 @@ PUBLIC_API = {
         "keras_t2t.diagnostics": "TeacherReport teacher_report",
         "keras_t2t.export": "export_saved_model",
         "keras_t2t.layers": (
-            "InputMasking TaskTokens TeacherEmbedding TeacherShrinkage"
+            "InputMasking TaskTokens TeacherEmbedding TeacherShrinkage "
+            "TeacherTransition"
         ),
         "keras_t2t.losses": "MaskedMultiTaskLoss",
         "keras_t2t.metrics": "PRAUC pr_auc_score",

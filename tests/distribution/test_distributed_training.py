@@ -67,8 +67,11 @@ def run_all(runs, backend, directory, layout="per_example"):
 
 class DistributedTrainingTest(TestCase):
     def assertMatchesSingleDevice(self, run, single, weights_atol, atol):
-        # The loss goes down.
-        self.assertLess(run["loss"][-1], 0.5 * run["loss"][0])
+        # The loss goes down. (A sparse or packed model's loss holds the
+        # teacher transition's share, which no single ground-truth output
+        # fits to 0 where the random teachers disagree: its floor is
+        # higher than the task loss's.)
+        self.assertLess(run["loss"][-1], 0.75 * run["loss"][0])
         self.assertAllClose(
             run["weights"], single["weights"], atol=weights_atol
         )
