@@ -95,7 +95,10 @@ def transition_options(args, task, layout):
         kind = "exclusive" if task.multiclass else "independent"
     if layout == "per_example" or kind == "none":
         return {"teacher_transition": None}
-    if kind != "auto" and args.transition_shrinkage:
+    if args.transition_shrinkage:
+        # A shrinkage needs the layer itself; "auto" is the classifier's
+        # default kind for the sparse and packed layouts.
+        kind = "independent" if kind == "auto" else kind
         kind = keras_t2t.layers.TeacherTransition(
             len(task.teacher_names),
             task.labels.shape[1],
